@@ -1,0 +1,212 @@
+// Filesystem: POSIX semantics over DBFS transactions, addressed by inode
+// number like the FUSE low-level API, but with no FUSE types: it can be
+// driven by the FUSE adapter (fuse/ll_ops.cc), the Elle protocol server, or a
+// unit test without a mount.
+//
+// Every mutating method is one transaction: all of it becomes visible (and,
+// after a crash, recovered) or none of it. Thread-safe: every method may be
+// called concurrently from any thread.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvstore/status.h"
+
+namespace dbfs {
+
+namespace mvcc { class Store; }
+class FilesystemImpl;
+
+inline constexpr uint64_t kRootIno = 1;
+// Virtual xattr of the root directory: "name value" lines of FsStats and
+// engine counters, read by `dbfs stats`.
+inline constexpr std::string_view kStatsXattr = "dbfs.stats";
+inline constexpr size_t kNameMax = 255;
+// Largest file size DBFS accepts (EFBIG beyond): 8 EiB - 1 would overflow
+// chunk arithmetic; 2^60 bytes is far beyond the 1 TiB the format promises.
+inline constexpr uint64_t kMaxFileSize = uint64_t{1} << 60;
+
+// Who is asking. With the kernel's default_permissions most access checks
+// are done by the kernel; the filesystem still uses the caller for owner of
+// new files, sticky-directory and setgid rules, and for Access().
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int32_t pid = 0;
+  uint32_t umask = 0;  // already applied by the kernel when it sends a mode
+};
+
+struct Attr {
+  uint64_t ino = 0;
+  uint64_t generation = 0;
+  uint32_t mode = 0;  // type + permission bits, as in st_mode
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units actually allocated
+  uint64_t rdev = 0;
+  struct timespec atime {};
+  struct timespec mtime {};
+  struct timespec ctime {};
+  struct timespec btime {};
+
+  void ToStat(struct stat* st) const;
+};
+
+// Which fields SetAttr changes (bit set), mirroring FUSE_SET_ATTR_*.
+struct SetAttrIn {
+  enum : uint32_t {
+    kMode = 1u << 0,
+    kUid = 1u << 1,
+    kGid = 1u << 2,
+    kSize = 1u << 3,
+    kAtime = 1u << 4,
+    kMtime = 1u << 5,
+    kAtimeNow = 1u << 7,
+    kMtimeNow = 1u << 8,
+    kCtime = 1u << 10,
+  };
+  uint32_t valid = 0;
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  struct timespec atime {};
+  struct timespec mtime {};
+  struct timespec ctime {};
+};
+
+struct DirEntry {
+  std::string name;
+  uint64_t ino = 0;
+  uint32_t type = 0;  // S_IFMT bits of the child
+};
+
+struct FsStat {
+  uint64_t block_size = 4096;
+  uint64_t blocks = 0;
+  uint64_t blocks_free = 0;
+  uint64_t blocks_avail = 0;
+  uint64_t files = 0;
+  uint64_t files_free = 0;
+  uint64_t name_max = kNameMax;
+};
+
+struct FsOptions {
+  bool sync = false;        // -o sync: every operation durable before it returns
+  bool noatime = false;     // never update atime (default: relatime rules)
+  std::string log_level;    // informational; logging is set up by the caller
+};
+
+// Counters shown by `dbfs stats`.
+struct FsStats {
+  uint64_t commits = 0;
+  uint64_t fsync_calls = 0;
+  uint64_t wal_syncs = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t flushes = 0;
+};
+
+class Filesystem {
+ public:
+  // Opens (and recovers) the volume at `volume_dir`. Starts background work.
+  static Result<std::unique_ptr<Filesystem>> Open(const std::string& volume_dir,
+                                                  const FsOptions& options);
+  // Writes the initial state of a new volume (root directory, counters)
+  // into `volume_dir`, whose superblock, meta/ and wal/ mkfs has created.
+  static Status Initialize(const std::string& volume_dir);
+  ~Filesystem();
+  Filesystem(const Filesystem&) = delete;
+  Filesystem& operator=(const Filesystem&) = delete;
+
+  // Clean shutdown: reclaims orphans nobody references, flushes everything to
+  // LMDB and syncs, so the next mount needs no recovery. Idempotent.
+  Status Close();
+
+  // ---- namespace ----
+  // Lookup, Mknod, Mkdir, Symlink, Link and Create count one kernel lookup
+  // reference on the returned inode (released by Forget).
+  Result<Attr> Lookup(const Caller& c, uint64_t parent, std::string_view name);
+  void Forget(uint64_t ino, uint64_t nlookup);
+  // Adds one kernel lookup reference (readdirplus entries).
+  void AddLookup(uint64_t ino);
+  Result<Attr> GetAttr(uint64_t ino);
+  Result<Attr> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in);
+  Result<Attr> Mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode,
+                     uint64_t rdev);
+  Result<Attr> Mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode);
+  Result<Attr> Symlink(const Caller& c, uint64_t parent, std::string_view name,
+                       std::string_view target);
+  Result<std::string> Readlink(uint64_t ino);
+  Status Unlink(const Caller& c, uint64_t parent, std::string_view name);
+  Status Rmdir(const Caller& c, uint64_t parent, std::string_view name);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Status Rename(const Caller& c, uint64_t parent, std::string_view name, uint64_t newparent,
+                std::string_view newname, unsigned flags);
+  Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t newparent, std::string_view newname);
+  // Checks `mask` (R_OK/W_OK/X_OK/F_OK) for the caller like access(2).
+  Status Access(const Caller& c, uint64_t ino, int mask);
+
+  // ---- files ----
+  // Returns a file handle. `flags` are open(2) flags (O_TRUNC honoured).
+  Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags);
+  struct Created {
+    Attr attr;
+    uint64_t fh = 0;
+  };
+  Result<Created> Create(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode,
+                         int flags);
+  // Reads up to `size` bytes at `off` into `buf`; returns the count (short at EOF).
+  Result<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
+  Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
+                       const char* data, size_t size);
+  Status Flush(uint64_t ino, uint64_t fh);
+  Status Release(uint64_t ino, uint64_t fh);
+  Status Fsync(uint64_t ino, uint64_t fh, bool datasync);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
+  Status Fallocate(const Caller& c, uint64_t ino, uint64_t fh, int mode, uint64_t off,
+                   uint64_t len);
+  // whence: SEEK_DATA or SEEK_HOLE. ENXIO past EOF.
+  Result<uint64_t> Lseek(uint64_t ino, uint64_t fh, uint64_t off, int whence);
+  Result<size_t> CopyFileRange(const Caller& c, uint64_t ino_in, uint64_t fh_in, uint64_t off_in,
+                               uint64_t ino_out, uint64_t fh_out, uint64_t off_out, size_t len);
+
+  // ---- directories ----
+  // Materializes a stable listing ("." and ".." first) for the handle.
+  Result<uint64_t> OpenDir(const Caller& c, uint64_t ino);
+  // Entries of the handle's listing from index `offset` on. The pointer stays
+  // valid until ReleaseDir. Returns nullptr for an unknown handle.
+  const std::vector<DirEntry>* DirEntries(uint64_t fh);
+  Status ReleaseDir(uint64_t ino, uint64_t fh);
+  Status FsyncDir(uint64_t ino, uint64_t fh, bool datasync);
+
+  // ---- xattrs ----
+  // flags: 0, XATTR_CREATE, XATTR_REPLACE.
+  Status SetXattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value,
+                  int flags);
+  Result<std::string> GetXattr(uint64_t ino, std::string_view name);
+  // NUL-separated list of names, as listxattr(2) returns it.
+  Result<std::string> ListXattr(uint64_t ino);
+  Status RemoveXattr(const Caller& c, uint64_t ino, std::string_view name);
+
+  // ---- volume ----
+  Result<FsStat> StatFs();
+  // Makes every committed operation durable (syncfs).
+  Status SyncAll();
+  FsStats Stats() const;
+
+ private:
+  explicit Filesystem(std::unique_ptr<FilesystemImpl> impl);
+  std::unique_ptr<FilesystemImpl> impl_;
+};
+
+}  // namespace dbfs

@@ -1,0 +1,68 @@
+#include "fuse/ll_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+namespace dbfs::fuse {
+
+Adapter& AdapterOf(fuse_req_t req) { return *static_cast<Adapter*>(fuse_req_userdata(req)); }
+
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  Caller c;
+  c.uid = ctx->uid;
+  c.gid = ctx->gid;
+  c.pid = ctx->pid;
+  c.umask = ctx->umask;
+  return c;
+}
+
+void ReplyErr(fuse_req_t req, const Status& status) {
+  const int err = status.ToErrno();
+  switch (status.code()) {
+    case Code::kIOError:
+    case Code::kCorruption:
+    case Code::kReadOnly:
+      spdlog::warn("request failed: {} (errno {})", status.ToString(), err);
+      break;
+    default:
+      if (err != 0) spdlog::trace("request failed: {} (errno {})", status.ToString(), err);
+      break;
+  }
+  fuse_reply_err(req, err);
+}
+
+fuse_entry_param EntryOf(fuse_req_t req, const Attr& attr) {
+  const CachePolicy& cache = AdapterOf(req).cache();
+  fuse_entry_param e{};
+  e.ino = attr.ino;
+  e.generation = attr.generation;
+  attr.ToStat(&e.attr);
+  e.attr_timeout = cache.attr_timeout;
+  e.entry_timeout = cache.entry_timeout;
+  return e;
+}
+
+void ReplyEntry(fuse_req_t req, const Result<Attr>& attr) {
+  if (!attr.ok()) return ReplyErr(req, attr.status());
+  fuse_entry_param e = EntryOf(req, *attr);
+  // The engine counted a lookup reference; a kernel that never got the reply
+  // (interrupted request, unmounted) will never forget it.
+  if (fuse_reply_entry(req, &e) != 0) AdapterOf(req).fs().Forget(attr->ino, 1);
+}
+
+void ReplyAttr(fuse_req_t req, const Result<Attr>& attr) {
+  if (!attr.ok()) return ReplyErr(req, attr.status());
+  struct stat st {};
+  attr->ToStat(&st);
+  fuse_reply_attr(req, &st, AdapterOf(req).cache().attr_timeout);
+}
+
+char* ThreadBuffer(size_t size) {
+  thread_local std::vector<char> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer.data();
+}
+
+}  // namespace dbfs::fuse

@@ -1,0 +1,64 @@
+// Adapter: what every FUSE handler needs — the Filesystem, the lock table and
+// the cache policy — plus the few helpers that turn engine results into FUSE
+// replies. RunMount owns the Adapter and hands it to libfuse as the session's
+// userdata; handlers reach it with AdapterOf(req).
+//
+// Reply helpers send exactly one fuse_reply_*; ReplyErr is where a Status
+// becomes an errno (Status::ToErrno) on its way to the kernel.
+#pragma once
+
+#include <cstddef>
+
+#include "fuse/filesystem.h"
+#include "fuse/ll_fuse.h"
+#include "fuse/ll_locks.h"
+#include "kvstore/status.h"
+
+namespace dbfs::fuse {
+
+// Kernel cache policy. Changes only reach the volume through this mount, so
+// the kernel may cache entries and attributes for a while (see
+// docs/ARCHITECTURE.md); explicit transactions will bypass these caches.
+struct CachePolicy {
+  double entry_timeout = 1.0;  // seconds the kernel trusts a name -> inode
+  double attr_timeout = 1.0;   // seconds the kernel trusts attributes
+};
+
+class Adapter {
+ public:
+  // `fs` must outlive the Adapter.
+  Adapter(Filesystem* fs, CachePolicy cache) : fs_(fs), cache_(cache) {}
+  Adapter(const Adapter&) = delete;
+  Adapter& operator=(const Adapter&) = delete;
+
+  Filesystem& fs() { return *fs_; }
+  LockTable& locks() { return locks_; }
+  const CachePolicy& cache() const { return cache_; }
+
+ private:
+  Filesystem* fs_;
+  LockTable locks_;
+  CachePolicy cache_;
+};
+
+Adapter& AdapterOf(fuse_req_t req);
+
+// The requesting process, from fuse_req_ctx.
+Caller CallerOf(fuse_req_t req);
+
+// fuse_reply_err with status.ToErrno() (0 for an ok status). Failures of the
+// engine's own machinery (EIO and the like) are also logged.
+void ReplyErr(fuse_req_t req, const Status& status);
+
+// fuse_entry_param for `attr` with the adapter's timeouts.
+fuse_entry_param EntryOf(fuse_req_t req, const Attr& attr);
+// For results that counted a kernel lookup reference (Lookup, Mknod, ...):
+// the reference is dropped again if the reply cannot be delivered.
+void ReplyEntry(fuse_req_t req, const Result<Attr>& attr);
+void ReplyAttr(fuse_req_t req, const Result<Attr>& attr);
+
+// A per-thread scratch buffer of at least `size` bytes, reused across requests
+// of the thread (read data, directory listings): no heap churn per request.
+char* ThreadBuffer(size_t size);
+
+}  // namespace dbfs::fuse

@@ -1,0 +1,109 @@
+// Files: open, create, read, write, flush, release, fsync, fallocate, lseek,
+// copy_file_range.
+#include <unistd.h>
+
+#include "fuse/ll_context.h"
+#include "fuse/ops/ops.h"
+
+namespace dbfs::fuse::ops {
+
+namespace {
+
+bool BadOffset(off_t off) { return off < 0; }
+
+}  // namespace
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Result<uint64_t> fh = AdapterOf(req).fs().Open(CallerOf(req), ino, fi->flags);
+  if (!fh.ok()) return ReplyErr(req, fh.status());
+  fi->fh = *fh;
+  // keep_cache stays 0: the page cache of the file is dropped on open, so a
+  // reader never sees data older than its open (docs/ARCHITECTURE.md).
+  if (fuse_reply_open(req, fi) != 0) {
+    // The kernel never got the handle, so it will never release it.
+    AdapterOf(req).fs().Release(ino, *fh).IgnoreError();
+  }
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Filesystem& fs = AdapterOf(req).fs();
+  Result<Filesystem::Created> r = fs.Create(CallerOf(req), parent, name, mode, fi->flags);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fi->fh = r->fh;
+  fuse_entry_param e = EntryOf(req, r->attr);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    // Undelivered: the kernel holds neither the handle nor the reference.
+    fs.Release(r->attr.ino, r->fh).IgnoreError();
+    fs.Forget(r->attr.ino, 1);
+  }
+}
+
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  if (BadOffset(off)) return ReplyErr(req, Status::Invalid("negative offset"));
+  char* buf = ThreadBuffer(size);
+  Result<size_t> n = AdapterOf(req).fs().Read(ino, fi->fh, static_cast<uint64_t>(off), size, buf);
+  if (!n.ok()) return ReplyErr(req, n.status());
+  fuse_reply_buf(req, buf, *n);
+}
+
+void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+           fuse_file_info* fi) {
+  if (BadOffset(off)) return ReplyErr(req, Status::Invalid("negative offset"));
+  Result<size_t> n =
+      AdapterOf(req).fs().Write(CallerOf(req), ino, fi->fh, static_cast<uint64_t>(off), buf, size);
+  if (!n.ok()) return ReplyErr(req, n.status());
+  fuse_reply_write(req, *n);
+}
+
+void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Adapter& a = AdapterOf(req);
+  // close(2) by any descriptor of a process drops all its POSIX locks on the
+  // file; the kernel tells us with FLUSH and the closing lock owner.
+  a.locks().ReleasePosix(ino, fi->lock_owner);
+  ReplyErr(req, a.fs().Flush(ino, fi->fh));
+}
+
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Adapter& a = AdapterOf(req);
+  // The last close of an open file description drops its flock lock.
+  if (fi->flock_release) a.locks().ReleaseFlock(ino, fi->lock_owner);
+  ReplyErr(req, a.fs().Release(ino, fi->fh));
+}
+
+void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  ReplyErr(req, AdapterOf(req).fs().Fsync(ino, fi->fh, datasync != 0));
+}
+
+void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+               fuse_file_info* fi) {
+  if (BadOffset(offset) || length <= 0) return ReplyErr(req, Status::Invalid("bad range"));
+  ReplyErr(req, AdapterOf(req).fs().Fallocate(CallerOf(req), ino, fi->fh, mode,
+                                              static_cast<uint64_t>(offset),
+                                              static_cast<uint64_t>(length)));
+}
+
+void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
+  // The kernel handles SEEK_SET/CUR/END itself and only asks for these two.
+  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || BadOffset(off)) {
+    return ReplyErr(req, Status::Invalid("bad lseek"));
+  }
+  Result<uint64_t> r = AdapterOf(req).fs().Lseek(ino, fi->fh, static_cast<uint64_t>(off), whence);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fuse_reply_lseek(req, static_cast<off_t>(*r));
+}
+
+void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,
+                   fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
+                   int flags) {
+  if (flags != 0) return ReplyErr(req, Status::Invalid("copy_file_range flags"));
+  if (BadOffset(off_in) || BadOffset(off_out)) {
+    return ReplyErr(req, Status::Invalid("negative offset"));
+  }
+  Result<size_t> n = AdapterOf(req).fs().CopyFileRange(
+      CallerOf(req), ino_in, fi_in->fh, static_cast<uint64_t>(off_in), ino_out, fi_out->fh,
+      static_cast<uint64_t>(off_out), len);
+  if (!n.ok()) return ReplyErr(req, n.status());
+  fuse_reply_write(req, *n);
+}
+
+}  // namespace dbfs::fuse::ops

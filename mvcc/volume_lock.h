@@ -1,0 +1,68 @@
+// VolumeLock: at most one process at a time owns a volume (dbfs-mount while
+// mounted, mkfs.dbfs while formatting, fsck.dbfs while checking).
+//
+// The lock is flock(2) LOCK_EX on VOLUME/lock, so the kernel drops it when the
+// owner dies, however it dies: a stale lock after kill -9 is impossible, and
+// the file's content ("pid holder\n") is only a hint for error messages.
+//
+// flock locks belong to the open file description, not to the process:
+//  - The fd is O_CLOEXEC, so programs the owner execs do not inherit the lock.
+//  - A child forked *after* Acquire shares the lock: it stays held until both
+//    have closed the fd, and the pid in the file names the parent. Daemons
+//    must therefore fork before Acquire (dbfs-mount daemonizes first, then
+//    opens the volume), so the recorded pid is the daemon's.
+//  - A second Acquire in the same process, through a new open(), conflicts
+//    like any other process would: it returns Busy naming our own pid.
+//
+// Move-only RAII: the lock is released when the object is destroyed (or by
+// Release()). Not thread-safe; one owner thread at a time.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "kvstore/status.h"
+
+namespace dbfs {
+
+inline constexpr char kVolumeLockFileName[] = "lock";
+
+class VolumeLock {
+ public:
+  // Takes the exclusive lock on VOLUME/lock without waiting, creating the file
+  // if missing, and records "<our pid> <holder>\n" in it. `holder` names the
+  // program ("dbfs-mount", "mkfs.dbfs", "fsck.dbfs"); it must not contain a
+  // newline. If another open file description holds the lock, returns
+  // Busy "volume X is in use by pid N (holder); unmount it first".
+  // On a read-only volume the lock is taken through a read-only fd and
+  // nothing is recorded.
+  static Result<VolumeLock> Acquire(const std::string& volume_dir, std::string_view holder);
+
+  // Who holds the volume, without taking it: "pid N (holder)" (or "another
+  // process" if the holder recorded nothing readable), or nullopt if the
+  // volume is free. Probes with a momentary LOCK_SH; an Acquire racing with
+  // that instant retries briefly instead of failing.
+  static Result<std::optional<std::string>> Holder(const std::string& volume_dir);
+
+  VolumeLock(VolumeLock&& other) noexcept;
+  VolumeLock& operator=(VolumeLock&& other) noexcept;
+  VolumeLock(const VolumeLock&) = delete;
+  VolumeLock& operator=(const VolumeLock&) = delete;
+  ~VolumeLock();
+
+  // Releases the lock now (idempotent). Clears the recorded holder first.
+  void Release();
+
+  bool held() const { return fd_ >= 0; }
+  const std::string& volume_dir() const { return volume_dir_; }
+
+ private:
+  VolumeLock(int fd, std::string volume_dir) : fd_(fd), volume_dir_(std::move(volume_dir)) {}
+
+  int fd_ = -1;  // open on VOLUME/lock with LOCK_EX held; -1 once released
+  std::string volume_dir_;
+};
+
+}  // namespace dbfs

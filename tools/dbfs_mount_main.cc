@@ -1,0 +1,65 @@
+// dbfs-mount VOLUME MOUNTPOINT [-o opt,opt...] [-f] [-d]
+//
+// Mounts a DBFS volume. Also works as a mount(8) helper
+// (/sbin/mount.fuse.dbfs VOLUME MOUNTPOINT -o rw,nosuid,...). Without -f it
+// returns once the mount is live, leaving a daemon that serves it until
+// `fusermount3 -u MOUNTPOINT` or SIGTERM.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "fuse/ll_session.h"
+
+namespace {
+
+int Fail(const dbfs::Status& s) {
+  std::fprintf(stderr, "dbfs-mount: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Mount a DBFS volume.", "dbfs-mount"};
+  std::string volume;
+  std::string mountpoint;
+  std::vector<std::string> option_lists;
+  bool foreground = false;
+  bool debug = false;
+  app.add_option("VOLUME", volume, "Volume directory (made by mkfs.dbfs)")->required();
+  app.add_option("MOUNTPOINT", mountpoint, "Directory to mount it on")->required();
+  app.add_option("-o", option_lists,
+                 "Mount options, comma-separated, repeatable: sync, noatime, "
+                 "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
+                 "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS "
+                 "(generic mount(8) options such as rw,nosuid,nodev are ignored)")
+      ->allow_extra_args(false);
+  app.add_flag("-f,--foreground", foreground, "Stay in the foreground, log to stderr");
+  app.add_flag("-d,--debug", debug, "Trace every FUSE request (implies -f, log_level=debug)");
+  // mount(8) helper flags (sloppy, no mtab, verbose): accepted, ignored.
+  bool ignored = false;
+  app.add_flag("-s,-n,-v", ignored)->group("");
+  app.set_version_flag("--version", "dbfs-mount 0.1.0");
+  CLI11_PARSE(app, argc, argv);
+
+  dbfs::fuse::MountOptions o;
+  o.volume = volume;
+  o.mountpoint = mountpoint;
+  o.foreground = foreground || debug;
+  o.debug = debug;
+  if (debug) {
+    o.log_level = spdlog::level::debug;
+    o.fs.log_level = "debug";
+  }
+  for (const std::string& list : option_lists) {
+    if (dbfs::Status s = dbfs::fuse::ParseMountOptions(list, &o); !s.ok()) return Fail(s);
+  }
+  if (dbfs::Status s = dbfs::fuse::CheckMountTarget(&o); !s.ok()) return Fail(s);
+  // Without -f this forks first thing (no thread may exist yet) and returns
+  // in the parent once the daemon's mount is live.
+  dbfs::Status s =
+      o.foreground ? dbfs::fuse::RunMount(o, nullptr) : dbfs::fuse::RunMountInBackground(o);
+  if (!s.ok()) return Fail(s);
+  return 0;
+}
