@@ -191,6 +191,10 @@ class FilesystemImpl {
   std::string StatsText() const;
 
   mvcc::Store* store() { return store_.get(); }
+  void TEST_Abandon() {
+    store_->TEST_Abandon();
+    closed_ = true;  // destructors now release memory, locks and fds only
+  }
 
  private:
   struct Handle {
@@ -1352,5 +1356,6 @@ Status Filesystem::RemoveXattr(const Caller& c, uint64_t ino, std::string_view n
 Result<FsStat> Filesystem::StatFs() { return impl_->StatFs(); }
 Status Filesystem::SyncAll() { return impl_->Fsync(); }
 FsStats Filesystem::Stats() const { return impl_->Stats(); }
+void Filesystem::TEST_Abandon() { impl_->TEST_Abandon(); }
 
 }  // namespace dbfs

@@ -204,6 +204,10 @@ class Filesystem {
   Status SyncAll();
   FsStats Stats() const;
 
+  // Test hook: abandons the volume like a killed daemon (no flush, no sync,
+  // no orphan reclamation). Only destruction may follow.
+  void TEST_Abandon();
+
  private:
   explicit Filesystem(std::unique_ptr<FilesystemImpl> impl);
   std::unique_ptr<FilesystemImpl> impl_;

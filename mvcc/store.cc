@@ -439,6 +439,12 @@ Status Store::FlushLocked() {
   if (upto == flushed_csn_ && gc_pending_.empty()) return Status::Ok();
   const Csn min_active = std::min(MinActiveSnapshot(), upto);
 
+  // Write-ahead rule: LMDB may only reference what the WAL holds durably —
+  // its slices point into DATA records, and applied_lsn must never lie past
+  // the durable end of the log (a power cut would otherwise lose data LMDB
+  // refers to, or leave the log shorter than the applied LSN).
+  DBFS_RETURN_IF_ERROR(SyncTo(upto_lsn));
+
   std::vector<std::pair<std::string, Chain>> collected[kNumTables];
   for (int i = 0; i < kNumTables; ++i) overlay_.CollectUpTo(static_cast<Table>(i), upto, &collected[i]);
 

@@ -64,16 +64,17 @@ Status Writer::Recover(Lsn end) {
              segs.end());
 
   // After a process crash, records that recovery just read may still sit only
-  // in the page cache; make them durable before new records claim (synced_lsn)
-  // that they are.
+  // in the page cache; they are made durable before new records claim
+  // (synced_lsn) that they are. Only the newest remaining segment can be
+  // dirty: every older one was synced completely before its successor was
+  // created (RollLocked).
   Lsn prev_end = 0;
-  for (uint32_t s : segs) {
-    if (s == end_seg && end_off != 0) continue;  // synced below, after the truncation
+  if (end_off == 0 && !segs.empty()) {
     DBFS_ASSIGN_OR_RETURN(std::unique_ptr<File> f,
-                          fs_->Open(SegmentPath(dir_, s), FileSystem::kNone));
+                          fs_->Open(SegmentPath(dir_, segs.back()), FileSystem::kNone));
     DBFS_RETURN_IF_ERROR(f->Sync());
     DBFS_ASSIGN_OR_RETURN(uint64_t size, f->Size());
-    prev_end = MakeLsn(s, size);
+    prev_end = MakeLsn(segs.back(), size);
   }
 
   std::shared_ptr<File> file;

@@ -60,8 +60,9 @@ class Writer {
   // fresh; so MakeLsn(0, 0) on an empty log creates segment 1. Otherwise the
   // segment LsnSegment(end) is truncated at `end` (drops a torn tail) and every
   // segment numbered higher is removed (they can only hold torn garbage).
-  // Every remaining segment is then fdatasync'ed, so records appended later may
-  // claim (synced_lsn) that everything before `end` is durable.
+  // The newest remaining segment is then fdatasync'ed (older ones were synced
+  // when they were completed), so records appended later may claim
+  // (synced_lsn) that everything before `end` is durable.
   static Result<std::unique_ptr<Writer>> Open(FileSystem* fs, const std::string& dir,
                                               const WriterOptions& opts, Lsn end);
   ~Writer();

@@ -9,10 +9,11 @@
 // The workload journals every operation to a file OUTSIDE the mount (B = begun,
 // E = ended, F = failed), fdatasync'ing it, before and after the syscall.
 //
-// Environment: DBFS_CRASH_ROUNDS (default 20), DBFS_CRASH_SEED,
-// DBFS_CRASH_MAX_DELAY_MS (default 700), DBFS_CRASH_STRICT=1 (also require
-// every completed operation to survive a daemon kill). bench/crash_kill.sh
-// runs this test with many rounds.
+// Environment: DBFS_CRASH_ROUNDS (default 20), DBFS_CRASH_SYNC_ROUNDS (rounds
+// of the -o sync variant, default 6), DBFS_CRASH_SEED, DBFS_CRASH_MAX_DELAY_MS
+// (longest run before the kill, default 2500), DBFS_CRASH_STRICT=1 (also
+// require every completed operation to survive a daemon kill).
+// bench/crash_kill.sh runs this test with many rounds.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -122,7 +123,16 @@ void Apply(State* s, const Op& op) {
     Node n = it->second;
     s->erase(it);
     (*s)[op.b] = n;
-  } else if (op.kind == "UNLINK") {
+    if (n.dir) {  // the subtree moves along
+      std::string from = op.a + "/", to = op.b + "/";
+      std::vector<std::pair<std::string, Node>> moved;
+      for (auto i = s->lower_bound(from); i != s->end() && i->first.rfind(from, 0) == 0;) {
+        moved.emplace_back(to + i->first.substr(from.size()), i->second);
+        i = s->erase(i);
+      }
+      for (auto& [k, v] : moved) (*s)[k] = v;
+    }
+  } else if (op.kind == "UNLINK" || op.kind == "RMDIR") {
     s->erase(op.a);
   }
 }
@@ -131,7 +141,8 @@ void Apply(State* s, const Op& op) {
 int LastChangeOf(const std::vector<Op>& ops, int j, const std::string& p) {
   for (int i = j - 1; i >= 0; --i) {
     const Op& o = ops[i];
-    if ((o.kind == "WRITE" || o.kind == "CREATE" || o.kind == "MKDIR" || o.kind == "UNLINK") &&
+    if ((o.kind == "WRITE" || o.kind == "CREATE" || o.kind == "MKDIR" || o.kind == "UNLINK" ||
+         o.kind == "RMDIR") &&
         o.a == p) {
       return i;
     }
@@ -259,12 +270,13 @@ class Workload {
     }
     if (kind == "RENAME") return rename(P(a).c_str(), P(b).c_str()) == 0 ? 0 : errno;
     if (kind == "UNLINK") return unlink(P(a).c_str()) == 0 ? 0 : errno;
+    if (kind == "RMDIR") return rmdir(P(a).c_str()) == 0 ? 0 : errno;
     return EINVAL;
   }
 
   void Step() {
     uint64_t p = rng_() % 100;
-    if (p < 30) {  // overwrite a slot file in place (fixed size per slot)
+    if (p < 28) {  // overwrite a slot file in place (fixed size per slot)
       int s = rng_() % kSlots;
       std::string name = "s" + std::to_string(s);
       if (!slot_size_[s]) {
@@ -272,10 +284,10 @@ class Workload {
         Do("CREATE", name, "", 0, 0);
       }
       Do("WRITE", name, "", ++gen_, slot_size_[s]);
-    } else if (p < 45) {  // fsync a slot file
+    } else if (p < 40) {  // fsync a slot file
       int s = rng_() % kSlots;
       if (slot_size_[s]) Do("FSYNC", "s" + std::to_string(s), "", 0, 0);
-    } else if (p < 75) {  // atomic replace: tmp, write, [fsync], rename over target
+    } else if (p < 66) {  // atomic replace: tmp, write, [fsync], rename over target
       int t = rng_() % kTargets;
       uint64_t g = ++gen_;
       std::string dir = RandomDir();
@@ -287,20 +299,52 @@ class Workload {
       Do("RENAME", tmp, target, 0, 0);
       targets_.insert(target);
       if (rng_() % 2) Do("FSYNCDIR", ".", "", 0, 0);
-    } else if (p < 82) {  // mkdir, at the top or one level down
+    } else if (p < 72) {  // mkdir, at the top or one level down
       std::string parent = RandomDir();
-      std::string d = (parent == "." ? "" : parent + "/") + "d" + std::to_string(dirs_.size());
-      if (parent != "." && parent.find('/') != std::string::npos) return;
+      if (parent.find('/') != std::string::npos) return;
+      std::string d = (parent == "." ? "" : parent + "/") + "d" + std::to_string(dir_counter_++);
       Do("MKDIR", d, "", 0, 0);
       dirs_.push_back(d);
-    } else if (p < 88) {  // unlink a target
+    } else if (p < 76) {  // rmdir of a leaf directory
+      if (dirs_.empty()) return;
+      size_t i = rng_() % dirs_.size();
+      if (HasSubdirs(dirs_[i])) return;
+      std::string d = dirs_[i];
+      dirs_.erase(dirs_.begin() + i);
+      Do("RMDIR", d, "", 0, 0);
+    } else if (p < 80) {  // rename a directory (with its subtree) to a new name
+      if (dirs_.empty()) return;
+      std::string from = dirs_[rng_() % dirs_.size()];
+      std::string parent = ".";
+      if (!HasSubdirs(from) && rng_() % 2) {
+        std::string cand = dirs_[rng_() % dirs_.size()];
+        if (cand.find('/') == std::string::npos && cand != from) parent = cand;
+      }
+      std::string to = (parent == "." ? "" : parent + "/") + "d" + std::to_string(dir_counter_++);
+      for (auto& d : dirs_) {
+        if (d == from) {
+          d = to;
+        } else if (d.rfind(from + "/", 0) == 0) {
+          d = to + d.substr(from.size());
+        }
+      }
+      Do("RENAME", from, to, 0, 0);
+    } else if (p < 85) {  // unlink a target, sometimes while holding it open
       if (targets_.empty()) return;
       auto it = targets_.begin();
       std::advance(it, rng_() % targets_.size());
       std::string victim = *it;
       targets_.erase(it);
+      if (rng_() % 2) {
+        int fd = open(P(victim).c_str(), O_RDWR | O_CLOEXEC);
+        if (fd >= 0) held_.push_back(fd);
+        if (held_.size() > 4) {
+          close(held_.front());
+          held_.erase(held_.begin());
+        }
+      }
       Do("UNLINK", victim, "", 0, 0);
-    } else if (p < 94) {  // rename a target onto another (maybe existing) one
+    } else if (p < 90) {  // rename a target onto another (maybe existing) one
       if (targets_.empty()) return;
       auto it = targets_.begin();
       std::advance(it, rng_() % targets_.size());
@@ -310,10 +354,23 @@ class Workload {
       targets_.erase(from);
       targets_.insert(to);
       Do("RENAME", from, to, 0, 0);
+    } else if (p < 94) {  // write to an unlinked-but-open file (invisible)
+      if (held_.empty()) return;
+      std::string junk = Content(0, 4096 + rng_() % 60000);
+      ssize_t ignored = pwrite(held_[rng_() % held_.size()], junk.data(), junk.size(),
+                               rng_() % 100000);
+      (void)ignored;  // may fail once the daemon is gone; the next op notices
     } else {
       std::string d = RandomDir();
       Do("FSYNCDIR", d, "", 0, 0);
     }
+  }
+
+  bool HasSubdirs(const std::string& d) const {
+    for (auto& x : dirs_) {
+      if (x.rfind(d + "/", 0) == 0) return true;
+    }
+    return false;
   }
 
   std::string RandomDir() {
@@ -328,9 +385,11 @@ class Workload {
   int jfd_ = -1;
   int next_ = 0;
   uint64_t gen_ = 0;
+  int dir_counter_ = 0;
   size_t slot_size_[kSlots] = {};
   std::set<std::string> targets_;
   std::vector<std::string> dirs_;
+  std::vector<int> held_;  // fds of unlinked files (orphans)
 };
 
 // ---- observing the tree ----
@@ -584,22 +643,22 @@ TEST(CrashOracle, CatchesViolations) {
   EXPECT_EQ("gen=000000000042 off=0000000000\n", c.substr(0, 32));
 }
 
-TEST(CrashKill, RandomKillsKeepCompletedAndDurableOps) {
-  const int rounds = static_cast<int>(EnvLong("DBFS_CRASH_ROUNDS", 20));
-  const long max_delay = EnvLong("DBFS_CRASH_MAX_DELAY_MS", 700);
-  const bool strict = EnvLong("DBFS_CRASH_STRICT", 0) == 1;
+// Runs `rounds` crash rounds on one volume mounted with `opts`. With
+// `strict`, every completed operation must survive (right for -o sync).
+void RunCrashRounds(const std::string& opts, int rounds, bool strict) {
+  const long max_delay = EnvLong("DBFS_CRASH_MAX_DELAY_MS", 2500);
   const uint64_t seed = static_cast<uint64_t>(EnvLong(
       "DBFS_CRASH_SEED",
       static_cast<long>(std::chrono::steady_clock::now().time_since_epoch().count() & 0x7fffffff)));
-  std::cout << "crash test: " << rounds << " rounds, seed " << seed
+  std::cout << "crash test (-o " << opts << "): " << rounds << " rounds, seed " << seed
             << " (rerun with DBFS_CRASH_SEED=" << seed << ")" << (strict ? ", strict" : "")
             << std::endl;
-  RecordProperty("seed", std::to_string(seed));
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
   SCOPED_TRACE("DBFS_CRASH_SEED=" + std::to_string(seed));
 
   umask(022);
   std::string err;
-  auto vol = MountedVolume::Create(MountedVolume::DefaultOptions(), &err);
+  auto vol = MountedVolume::Create(opts, &err);
   ASSERT_TRUE(vol != nullptr) << err;
   std::string jdir = MakeJournalDir();
   ASSERT_FALSE(jdir.empty());
@@ -607,32 +666,24 @@ TEST(CrashKill, RandomKillsKeepCompletedAndDurableOps) {
     std::string jdir;
     ~Cleanup() { RemoveTree(jdir); }
   } cleanup{jdir};
-  const std::string fsck = vol->plain() ? "" : ToolPath("fsck.dbfs");
-  if (!vol->plain() && fsck.empty()) {
+  if (!vol->plain() && ToolPath("fsck.dbfs").empty()) {
     std::cout << "fsck.dbfs not built: skipping the fsck checks" << std::endl;
   }
-  auto run_fsck = [&](const std::string& when) -> ::testing::AssertionResult {
-    if (fsck.empty()) return ::testing::AssertionSuccess();
-    std::string out;
-    int rc = RunCommand({fsck, "-n", vol->volume()}, milliseconds(300000), &out);
-    vol->AppendLog("$ fsck.dbfs -n (" + when + ") -> " + std::to_string(rc) + "\n" + out);
-    if (rc != 0) {
-      return ::testing::AssertionFailure() << "fsck.dbfs -n " << when << " exited " << rc << ":\n"
-                                           << out;
-    }
-    return ::testing::AssertionSuccess();
-  };
+  auto run_fsck = [&](const std::string& when) { return vol->FsckClean(when); };
 
   std::mt19937_64 rng(seed);
   std::map<int, State> snapshots;  // verified state of earlier rounds
   long total_begun = 0, total_completed = 0, lost_completed = 0, inflight_applied = 0;
   auto round_dir = [&](int r) { return vol->path("round" + std::to_string(r)); };
 
-  for (int r = 0; r < rounds && !HasFailure(); ++r) {
+  for (int r = 0; r < rounds && !::testing::Test::HasFailure(); ++r) {
     SCOPED_TRACE("round " + std::to_string(r));
     std::string journal = jdir + "/journal." + std::to_string(r);
     uint64_t wseed = rng();
-    long delay = 20 + static_cast<long>(rng() % std::max<long>(1, max_delay - 20));
+    // Mostly short runs (many rounds), some long ones (bigger histories,
+    // background flushes in progress at the kill).
+    long delay = rng() % 10 < 7 ? 20 + static_cast<long>(rng() % 680)
+                                : 700 + static_cast<long>(rng() % std::max<long>(1, max_delay - 700));
     std::string root = round_dir(r);
     pid_t wpid = fork();
     ASSERT_GE(wpid, 0);
@@ -694,7 +745,7 @@ TEST(CrashKill, RandomKillsKeepCompletedAndDurableOps) {
   }
 
   // Finally: clean unmount, fsck, and everything still there after a mount.
-  if (!HasFailure()) {
+  if (!::testing::Test::HasFailure()) {
     ASSERT_TRUE(vol->Unmount());
     ASSERT_TRUE(run_fsck("after the final clean unmount"));
     ASSERT_TRUE(vol->Mount());
@@ -709,12 +760,24 @@ TEST(CrashKill, RandomKillsKeepCompletedAndDurableOps) {
             << total_completed << " completed, " << lost_completed
             << " completed-but-not-durable ops lost, " << inflight_applied
             << " in-flight ops applied" << std::endl;
-  if (HasFailure() && !vol->plain()) {
+  if (::testing::Test::HasFailure() && !vol->plain()) {
     std::cout << "---- daemon log (tail) ----\n" << vol->Log(16 * 1024) << "\n";
   }
   if (vol->mounted()) {
     EXPECT_TRUE(vol->Unmount());
   }
+}
+
+TEST(CrashKill, RandomKillsKeepCompletedAndDurableOps) {
+  RunCrashRounds(MountedVolume::DefaultOptions(), static_cast<int>(EnvLong("DBFS_CRASH_ROUNDS", 20)),
+                 EnvLong("DBFS_CRASH_STRICT", 0) == 1);
+}
+
+// -o sync: every operation is durable before it returns, so every completed
+// operation must survive the kill.
+TEST(CrashKill, SyncMountKeepsEveryCompletedOp) {
+  RunCrashRounds(MountedVolume::DefaultOptions() + ",sync",
+                 static_cast<int>(EnvLong("DBFS_CRASH_SYNC_ROUNDS", 6)), true);
 }
 
 }  // namespace
