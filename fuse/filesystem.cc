@@ -19,6 +19,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -1251,7 +1254,7 @@ Status Filesystem::Initialize(const std::string& volume_dir) {
 
 Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& volume_dir,
                                                      const FsOptions& options) {
-  DBFS_ASSIGN_OR_RETURN(VolumeLock lock, VolumeLock::Acquire(volume_dir, "dbfs-mount"));
+  DBFS_ASSIGN_OR_RETURN(VolumeLock lock, VolumeLock::AcquireWhenUnmounted(volume_dir, "dbfs-mount"));
   mvcc::StoreOptions so;
   DBFS_ASSIGN_OR_RETURN(auto store, mvcc::Store::Open(volume_dir, so));
   {

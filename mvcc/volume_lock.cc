@@ -1,5 +1,9 @@
 #include "mvcc/volume_lock.h"
 
+#include <cstdio>
+
+#include <filesystem>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -163,6 +167,49 @@ void VolumeLock::Release() {
   }
   ::close(fd_);  // drops the flock (unless a forked child shares the description)
   fd_ = -1;
+}
+
+namespace {
+// The lock file starts with "PID holder" (see Acquire).
+bool HeldByThisProcess(const std::string& volume_dir) {
+  FILE* f = fopen((volume_dir + "/lock").c_str(), "re");
+  if (!f) return false;
+  long pid = 0;
+  const bool parsed = fscanf(f, "%ld", &pid) == 1;
+  fclose(f);
+  return parsed && pid == static_cast<long>(getpid());
+}
+}  // namespace
+
+bool VolumeLock::IsMounted(const std::string& volume_dir) {
+  std::error_code ec;
+  const std::string canon = "dbfs:" + std::filesystem::weakly_canonical(volume_dir, ec).string();
+  const std::string plain = "dbfs:" + volume_dir;
+  FILE* f = fopen("/proc/mounts", "re");
+  if (!f) return false;
+  char line[4096];
+  bool found = false;
+  while (!found && fgets(line, sizeof(line), f)) {
+    std::string_view l(line);
+    std::string_view fsname = l.substr(0, l.find(' '));
+    found = fsname == canon || fsname == plain;
+  }
+  fclose(f);
+  return found;
+}
+
+Result<VolumeLock> VolumeLock::AcquireWhenUnmounted(const std::string& volume_dir,
+                                                    std::string_view holder,
+                                                    std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto lock = Acquire(volume_dir, holder);
+    if (lock.ok() || lock.status().code() != Code::kBusy || IsMounted(volume_dir) ||
+        HeldByThisProcess(volume_dir) || std::chrono::steady_clock::now() > deadline) {
+      return lock;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace dbfs

@@ -18,6 +18,7 @@
 // Release()). Not thread-safe; one owner thread at a time.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,16 @@ class VolumeLock {
   // process" if the holder recorded nothing readable), or nullopt if the
   // volume is free. Probes with a momentary LOCK_SH; an Acquire racing with
   // that instant retries briefly instead of failing.
+  // Like Acquire, but when the holder is a daemon whose mount is already gone
+  // from /proc/mounts (fusermount3 -u returned while it still flushes), waits
+  // up to `timeout` for it to finish instead of failing at once.
+  static Result<VolumeLock> AcquireWhenUnmounted(const std::string& volume_dir,
+                                                 std::string_view holder,
+                                                 std::chrono::milliseconds timeout =
+                                                     std::chrono::seconds(15));
+  // True when /proc/mounts lists a DBFS mount ("dbfs:VOLUME") of the volume.
+  static bool IsMounted(const std::string& volume_dir);
+
   static Result<std::optional<std::string>> Holder(const std::string& volume_dir);
 
   VolumeLock(VolumeLock&& other) noexcept;

@@ -296,6 +296,7 @@ class Workload {
       Do("CREATE", tmp, "", 0, 0);
       Do("WRITE", tmp, "", g, 512 + rng_() % (32 * 1024 - 512));
       if (rng_() % 10 < 7) Do("FSYNC", tmp, "", 0, 0);
+      if (targets_.count(target) && rng_() % 4 == 0) Hold(target);  // replaced while open
       Do("RENAME", tmp, target, 0, 0);
       targets_.insert(target);
       if (rng_() % 2) Do("FSYNCDIR", ".", "", 0, 0);
@@ -335,14 +336,7 @@ class Workload {
       std::advance(it, rng_() % targets_.size());
       std::string victim = *it;
       targets_.erase(it);
-      if (rng_() % 2) {
-        int fd = open(P(victim).c_str(), O_RDWR | O_CLOEXEC);
-        if (fd >= 0) held_.push_back(fd);
-        if (held_.size() > 4) {
-          close(held_.front());
-          held_.erase(held_.begin());
-        }
-      }
+      if (rng_() % 2) Hold(victim);
       Do("UNLINK", victim, "", 0, 0);
     } else if (p < 90) {  // rename a target onto another (maybe existing) one
       if (targets_.empty()) return;
@@ -363,6 +357,16 @@ class Workload {
     } else {
       std::string d = RandomDir();
       Do("FSYNCDIR", d, "", 0, 0);
+    }
+  }
+
+  // Keeps an fd on `rel` so that it becomes an orphan when unlinked/replaced.
+  void Hold(const std::string& rel) {
+    int fd = open(P(rel).c_str(), O_RDWR | O_CLOEXEC);
+    if (fd >= 0) held_.push_back(fd);
+    if (held_.size() > 4) {
+      close(held_.front());
+      held_.erase(held_.begin());
     }
   }
 

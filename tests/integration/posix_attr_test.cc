@@ -123,6 +123,19 @@ TEST_F(PosixAttr, Utimensat) {
   ASSERT_SYS(futimens(fd, ts));
   EXPECT_TRUE(TsEq(ts[1], FStatOf(fd).st_mtim));
 
+  // Explicit times set while written data may still be cached in the kernel
+  // must not be overwritten when that data reaches the filesystem (what
+  // tar -x and cp -p rely on).
+  {
+    Fd w(open(path("cached").c_str(), O_CREAT | O_WRONLY, 0644));
+    ASSERT_SYS(w.get());
+    ASSERT_TRUE(PWriteAll(w, Pattern(300000, 4), 0));
+    ASSERT_SYS(futimens(w, ts));
+    w.reset();
+    struct stat cs = StatOf(path("cached"));
+    EXPECT_TRUE(TsEq(ts[1], cs.st_mtim)) << "mtime after close: " << TsStr(cs.st_mtim);
+    EXPECT_EQ(300000, cs.st_size);
+  }
   // Times before the epoch and far in the future.
   struct timespec odd[2] = {{-1000, 5}, {4102444800LL, 1}};
   ASSERT_SYS(utimensat(AT_FDCWD, f.c_str(), odd, 0));

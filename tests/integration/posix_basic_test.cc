@@ -395,6 +395,16 @@ TEST_F(PosixBasic, Symlinks) {
   ASSERT_EQ(1000, n);
   EXPECT_EQ(longt, std::string(buf, n));
 
+  // The longest target PATH_MAX allows.
+  std::string maxt(4095, 'm');
+  for (size_t i = 200; i < maxt.size(); i += 200) maxt[i] = '/';
+  ASSERT_SYS(symlink(maxt.c_str(), path("max").c_str()));
+  char big[8192];
+  n = readlink(path("max").c_str(), big, sizeof big);
+  ASSERT_EQ(4095, n);
+  EXPECT_EQ(maxt, std::string(big, n));
+  EXPECT_EQ(4095, LStatOf(path("max")).st_size);
+
   // Errors.
   EXPECT_ERRNO(EINVAL, readlink(path("target").c_str(), buf, sizeof buf));
   EXPECT_ERRNO(ELOOP, open(l.c_str(), O_RDONLY | O_NOFOLLOW));

@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -183,6 +185,49 @@ TEST_F(PosixConcurrency, DisjointWritersOnOneFile) {
                             Pattern(kBlock, static_cast<uint32_t>(block + 1))) == 0)
         << "block " << block;
   }
+}
+
+TEST_F(PosixConcurrency, AppendersInSeveralProcesses) {
+  // O_APPEND writes from several processes never overwrite each other.
+  constexpr int kProcs = 4, kLines = 400;
+  std::string f = path("log");
+  ASSERT_TRUE(WriteFile(f, ""));
+  std::vector<pid_t> pids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int fd = open(f.c_str(), O_WRONLY | O_APPEND);
+      if (fd < 0) _exit(1);
+      for (int i = 0; i < kLines; ++i) {
+        char line[64];
+        int len = snprintf(line, sizeof line, "proc %d line %05d %s\n", p, i, "xxxxxxxxxxxxxxxx");
+        if (write(fd, line, len) != len) _exit(2);
+      }
+      _exit(close(fd) == 0 ? 0 : 3);
+    }
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) {
+    int st = 0;
+    ASSERT_TRUE(WaitPid(pid, std::chrono::milliseconds(120000), &st)) << "appender hangs";
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "appender status " << st;
+  }
+  std::string all = ReadFile(f);
+  std::map<int, int> next;  // per process: lines appear in order, each once
+  size_t pos = 0, lines = 0;
+  while (pos < all.size()) {
+    size_t nl = all.find('\n', pos);
+    ASSERT_NE(std::string::npos, nl) << "torn last line";
+    std::string line = all.substr(pos, nl - pos);
+    int p = -1, i = -1;
+    ASSERT_EQ(2, sscanf(line.c_str(), "proc %d line %d", &p, &i)) << "garbled line: " << line;
+    EXPECT_EQ(next[p], i) << "process " << p << " out of order";
+    next[p] = i + 1;
+    ++lines;
+    pos = nl + 1;
+  }
+  EXPECT_EQ(static_cast<size_t>(kProcs * kLines), lines);
 }
 
 TEST_F(PosixConcurrency, RacingCreatorsOfTheSameNames) {

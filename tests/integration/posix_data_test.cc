@@ -453,5 +453,43 @@ TEST_F(PosixData, UnlinkedOpenFileAcrossCrashAndCleanUnmount) {
   EXPECT_EQ(std::vector<std::string>{"keep"}, ListDir(path()));
 }
 
+TEST_F(PosixData, MetadataBeyondTheInitialStoreSize) {
+  // ~300 MiB of xattrs: more metadata than the initial LMDB map (256 MiB)
+  // holds. Users must never see MDB_MAP_FULL; the store grows.
+  if (vol_->plain()) GTEST_SKIP() << "ext4 limits xattrs to one block per inode";
+  constexpr int kFiles = 200, kPerFile = 360;  // 72k values of one 4 KiB page each
+  std::string value = Pattern(4000, 8);
+  for (int f = 0; f < kFiles; ++f) {
+    std::string p = path("x" + std::to_string(f));
+    ASSERT_TRUE(WriteFile(p, ""));
+    for (int i = 0; i < kPerFile; ++i) {
+      std::string name = "user.a" + std::to_string(i);
+      value[0] = static_cast<char>(f);
+      value[1] = static_cast<char>(i);
+      ASSERT_SYS(setxattr(p.c_str(), name.c_str(), value.data(), value.size(), 0))
+          << p << " " << name;
+    }
+  }
+  ASSERT_TRUE(vol_->Remount());
+  struct stat meta;
+  if (stat((vol_->volume() + "/meta/data.mdb").c_str(), &meta) == 0) {
+    std::cout << "meta/data.mdb: " << (meta.st_size >> 20) << " MiB\n";
+  }
+  for (int f = 0; f < kFiles; f += 17) {
+    std::string p = path("x" + std::to_string(f));
+    for (int i = 0; i < kPerFile; i += 13) {
+      std::string name = "user.a" + std::to_string(i);
+      char buf[4096];
+      ssize_t n = getxattr(p.c_str(), name.c_str(), buf, sizeof buf);
+      ASSERT_EQ(4000, n) << p << " " << name << ": " << ErrName(errno);
+      EXPECT_EQ(static_cast<char>(f), buf[0]);
+      EXPECT_EQ(static_cast<char>(i), buf[1]);
+      EXPECT_EQ(0, memcmp(buf + 2, value.data() + 2, 3998));
+    }
+  }
+  // Deleting it all works too.
+  for (int f = 0; f < kFiles; ++f) ASSERT_SYS(unlink(path("x" + std::to_string(f)).c_str()));
+}
+
 }  // namespace
 }  // namespace dbfs::testing

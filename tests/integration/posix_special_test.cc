@@ -272,6 +272,11 @@ TEST_F(PosixSpecial, SeekDataAndHole) {
   EXPECT_ERRNO(ENXIO, lseek(fd, 16 * kMiB, SEEK_DATA));
   EXPECT_ERRNO(ENXIO, lseek(fd, 16 * kMiB, SEEK_HOLE));
   EXPECT_EQ(12 * kMiB, lseek(fd, 12 * kMiB, SEEK_HOLE)) << "an offset inside a hole is returned";
+  // Punching the first data region turns it into a hole.
+  ASSERT_SYS(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096));
+  off_t first = lseek(fd, 0, SEEK_DATA);
+  EXPECT_GE(first, 4096) << "punched range must not be reported as data";
+  EXPECT_LE(first, 8 * kMiB);
   // A file without holes: SEEK_HOLE lands at EOF.
   Fd dense(open(path("dense").c_str(), O_CREAT | O_RDWR, 0644));
   ASSERT_TRUE(PWriteAll(dense, Pattern(100000, 3), 0));

@@ -41,7 +41,7 @@ FsckReport Fsck(const std::string& volume_dir, const FsckOptions& options) {
   if (!sb.ok()) return fail(kFsckOperational, sb.status().ToString());
 
   // A mounted volume is in flux; checking it would report false damage.
-  auto lock = VolumeLock::Acquire(volume_dir, "fsck.dbfs");
+  auto lock = VolumeLock::AcquireWhenUnmounted(volume_dir, "fsck.dbfs");
   if (!lock.ok()) return fail(kFsckOperational, lock.status().ToString());
 
   // 1. Every WAL record's CRC, from the oldest segment on.
