@@ -53,6 +53,17 @@ Csn Overlay::NewestCsn(Table t, std::string_view key) const {
   return it->second.back().csn;
 }
 
+std::optional<std::string> Overlay::FirstNewerThan(Table t, std::string_view begin,
+                                                   std::string_view end, Csn snap) const {
+  const Part& p = parts_[static_cast<int>(t)];
+  std::shared_lock lock(p.mu);
+  for (auto it = p.map.lower_bound(begin); it != p.map.end(); ++it) {
+    if (!end.empty() && std::string_view(it->first) >= end) break;
+    if (!it->second.empty() && it->second.back().csn > snap) return it->first;
+  }
+  return std::nullopt;
+}
+
 void Overlay::Range(Table t, std::string_view begin, std::string_view end, Csn snap,
                     std::map<std::string, std::optional<std::string>>* out) const {
   const Part& p = parts_[static_cast<int>(t)];

@@ -47,6 +47,10 @@ class Overlay {
   // Newest csn of any version of `key`, 0 if none.
   Csn NewestCsn(Table t, std::string_view key) const;
 
+  // The first key in [begin, end) with a version newer than `snap`.
+  std::optional<std::string> FirstNewerThan(Table t, std::string_view begin, std::string_view end,
+                                            Csn snap) const;
+
   // Copies, for keys in [begin, end), the newest version <= snap (tombstones
   // included, so they can mask LMDB). end empty = no upper bound.
   void Range(Table t, std::string_view begin, std::string_view end, Csn snap,

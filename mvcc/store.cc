@@ -251,6 +251,24 @@ Result<Csn> Store::NewestCsn(Table t, std::string_view key) {
   return VersionCsn(cur->key());
 }
 
+Result<std::optional<std::string>> Store::ChangedSince(Table t, std::string_view begin,
+                                                      std::string_view end, Csn snap) {
+  if (auto k = overlay_.FirstNewerThan(t, begin, end, snap)) return k;
+  DBFS_ASSIGN_OR_RETURN(auto r, env_->BeginRead());
+  DBFS_ASSIGN_OR_RETURN(auto c, r->NewCursor(tables_[static_cast<int>(t)]));
+  DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(begin));
+  while (valid) {
+    std::string_view k = c->key();
+    if (k.size() < kCsnSuffix) return Status::Corruption("short versioned key");
+    std::string_view logical = VersionLogical(k);
+    if (!end.empty() && logical >= end) break;
+    // The first version met of a logical key is its newest.
+    if (VersionCsn(k) > snap) return std::optional<std::string>(std::string(logical));
+    DBFS_ASSIGN_OR_RETURN(valid, c->Seek(AfterAllVersions(logical)));
+  }
+  return std::optional<std::string>();
+}
+
 Status Store::Scan(Csn snap, Table t, std::string_view begin, std::string_view end,
                    const std::function<bool(std::string_view, std::string_view)>& fn) {
   std::map<std::string, std::optional<std::string>> ov;

@@ -116,6 +116,12 @@ class Store {
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
   // Newest committed csn of `key` (0 if it never existed) — for validation.
   Result<Csn> NewestCsn(Table t, std::string_view key);
+  // The first key in [begin, end) with a version newer than `snap` (a
+  // change, insertion or deletion after the snapshot), if any — phantom
+  // detection for serializable validation. REQUIRES: a Snapshot at or below
+  // `snap` is registered, so GC has kept every newer version and tombstone.
+  Result<std::optional<std::string>> ChangedSince(Table t, std::string_view begin,
+                                                  std::string_view end, Csn snap);
 
   // Appends file bytes to the WAL (not durable until a later commit syncs).
   Result<DataRef> AppendData(std::string_view bytes);

@@ -8,11 +8,13 @@ Result<std::optional<std::string>> Transaction::Get(Table t, std::string_view ke
   const auto& w = writes_[static_cast<int>(t)];
   auto it = w.find(key);
   if (it != w.end()) return it->second;
+  if (track_reads_) read_keys_[static_cast<int>(t)].emplace(key);
   return store_->Get(snap_.csn(), t, key);
 }
 
 Status Transaction::Scan(Table t, std::string_view begin, std::string_view end,
                          const std::function<bool(std::string_view, std::string_view)>& fn) {
+  if (track_reads_) read_ranges_[static_cast<int>(t)].emplace_back(begin, end);
   const auto& w = writes_[static_cast<int>(t)];
   auto wit = w.lower_bound(begin);
   auto wend = end.empty() ? w.end() : w.lower_bound(end);
@@ -62,19 +64,70 @@ bool Transaction::empty() const {
   return true;
 }
 
-Result<mvcc::CommitResult> Transaction::Commit(bool durable) {
+size_t Transaction::write_count() const {
+  size_t n = 0;
+  for (const auto& w : writes_) n += w.size();
+  return n;
+}
+
+void Transaction::ForEachWrite(const std::function<void(Table, std::string_view)>& fn) const {
+  for (int i = 0; i < mvcc::kNumTables; ++i) {
+    for (const auto& kv : writes_[i]) fn(static_cast<Table>(i), kv.first);
+  }
+}
+
+// Runs under the store's commit mutex: nothing can commit in between.
+Status Transaction::Validate(Validation v) {
+  const mvcc::Csn snap = snap_.csn();
+  auto changed = [&](int i, std::string_view key) -> Result<bool> {
+    DBFS_ASSIGN_OR_RETURN(mvcc::Csn newest, store_->NewestCsn(static_cast<Table>(i), key));
+    if (newest > snap) {
+      conflict_ = ConflictKey{static_cast<Table>(i), std::string(key)};
+      return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < mvcc::kNumTables; ++i) {
+    for (const auto& kv : writes_[i]) {
+      DBFS_ASSIGN_OR_RETURN(bool c, changed(i, kv.first));
+      if (c) return Status::Conflict("write-write conflict");
+    }
+  }
+  if (v != Validation::kReadsAndWrites) return Status::Ok();
+  for (int i = 0; i < mvcc::kNumTables; ++i) {
+    for (const auto& key : read_keys_[i]) {
+      DBFS_ASSIGN_OR_RETURN(bool c, changed(i, key));
+      if (c) return Status::Conflict("read-write conflict");
+    }
+    for (const auto& [b, e] : read_ranges_[i]) {
+      DBFS_ASSIGN_OR_RETURN(auto k, store_->ChangedSince(static_cast<Table>(i), b, e, snap));
+      if (k) {
+        conflict_ = ConflictKey{static_cast<Table>(i), *k};
+        return Status::Conflict("phantom: a range read by the transaction changed");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Result<mvcc::CommitResult> Transaction::Commit(bool durable, Validation v) {
   // A transaction commits at most once (a broken invariant, not a user error).
   if (committed_) return Status::Invalid("transaction already committed");
   committed_ = true;
-  if (empty()) return mvcc::CommitResult{snap_.csn(), 0};
+  if (empty()) {
+    if (v == Validation::kNone) return mvcc::CommitResult{snap_.csn(), 0};
+    // A read-only transaction is serializable at its snapshot: nothing to check.
+    return mvcc::CommitResult{snap_.csn(), 0};
+  }
   std::vector<mvcc::Write> batch;
   for (int i = 0; i < mvcc::kNumTables; ++i) {
     for (auto& [k, v] : writes_[i]) {
       batch.push_back(mvcc::Write{static_cast<Table>(i), k, std::move(v)});
     }
-    writes_[i].clear();
   }
-  return store_->Commit(std::move(batch), durable);
+  // writes_ keeps its keys (values were moved out): Validate reads them.
+  if (v == Validation::kNone) return store_->Commit(std::move(batch), durable);
+  return store_->Commit(std::move(batch), durable, [this, v] { return Validate(v); });
 }
 
 }  // namespace dbfs::txn

@@ -7,12 +7,18 @@
 // it creates the Transaction, so the snapshot already contains the latest
 // committed state of those inodes and no validation is needed.
 //
+// An explicit transaction (dbfs tx) holds no locks while it runs; it keeps
+// its read set (when tracking is on) and is validated at commit:
+// first-committer-wins on every written key, and for serializable isolation
+// every key and range it read must be unchanged since its snapshot.
+//
 // Not thread-safe: one thread uses a Transaction at a time.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,17 +45,44 @@ class Transaction {
   void Put(Table t, std::string key, std::string value);
   void Delete(Table t, std::string key);
 
-  Result<mvcc::DataRef> AppendData(std::string_view bytes) { return store_->AppendData(bytes); }
+  Result<mvcc::DataRef> AppendData(std::string_view bytes) {
+    auto r = store_->AppendData(bytes);
+    if (r.ok()) data_bytes_ += bytes.size();
+    return r;
+  }
+
+  // Records every key and range read from the store (serializable).
+  void TrackReads() { track_reads_ = true; }
 
   bool empty() const;
-  // Publishes the write set. An empty transaction commits nothing.
-  Result<mvcc::CommitResult> Commit(bool durable);
+  size_t write_count() const;
+  uint64_t data_bytes() const { return data_bytes_; }
+  // Calls fn(table, key) for every key in the write set.
+  void ForEachWrite(const std::function<void(Table, std::string_view)>& fn) const;
+
+  enum class Validation { kNone, kWrites, kReadsAndWrites };
+  // Publishes the write set. An empty transaction commits nothing (but is
+  // still validated). On a conflict returns kConflict; conflict() then names
+  // the table and logical key that changed.
+  Result<mvcc::CommitResult> Commit(bool durable, Validation v = Validation::kNone);
+  struct ConflictKey {
+    Table table;
+    std::string key;
+  };
+  const std::optional<ConflictKey>& conflict() const { return conflict_; }
 
  private:
   mvcc::Store* store_;
   mvcc::Snapshot snap_;
+  Status Validate(Validation v);
+
   std::map<std::string, std::optional<std::string>, std::less<>> writes_[mvcc::kNumTables];
   bool committed_ = false;
+  bool track_reads_ = false;
+  std::set<std::string, std::less<>> read_keys_[mvcc::kNumTables];
+  std::vector<std::pair<std::string, std::string>> read_ranges_[mvcc::kNumTables];
+  std::optional<ConflictKey> conflict_;
+  uint64_t data_bytes_ = 0;
 };
 
 }  // namespace dbfs::txn

@@ -120,3 +120,72 @@ TEST(InodeLocksTest, SerializesOverlappingSetsWithoutDeadlock) {
 
 }  // namespace
 }  // namespace dbfs::txn
+
+namespace dbfs::txn {
+namespace {
+
+TEST_F(TransactionTest, FirstCommitterWinsOnAWrittenKey) {
+  Transaction a(store_.get()), b(store_.get());
+  a.Put(Table::kInodes, InoKey(1), "a");
+  b.Put(Table::kInodes, InoKey(1), "b");
+  ASSERT_TRUE(a.Commit(false, Transaction::Validation::kWrites).ok());
+  auto r = b.Commit(false, Transaction::Validation::kWrites);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  ASSERT_TRUE(b.conflict().has_value());
+  EXPECT_EQ(b.conflict()->key, InoKey(1));
+  Transaction c(store_.get());
+  EXPECT_EQ(*c.Get(Table::kInodes, InoKey(1)).value(), "a");
+}
+
+TEST_F(TransactionTest, WriteSkewIsCaughtBySerializableButNotSnapshot) {
+  for (auto v : {Transaction::Validation::kReadsAndWrites, Transaction::Validation::kWrites}) {
+    {
+      Transaction init(store_.get());
+      init.Put(Table::kInodes, InoKey(10), "x");
+      init.Put(Table::kInodes, InoKey(11), "y");
+      ASSERT_TRUE(init.Commit(false).ok());
+    }
+    Transaction a(store_.get()), b(store_.get());
+    a.TrackReads();
+    b.TrackReads();
+    ASSERT_TRUE(a.Get(Table::kInodes, InoKey(10)).ok());
+    ASSERT_TRUE(a.Get(Table::kInodes, InoKey(11)).ok());
+    ASSERT_TRUE(b.Get(Table::kInodes, InoKey(10)).ok());
+    ASSERT_TRUE(b.Get(Table::kInodes, InoKey(11)).ok());
+    a.Put(Table::kInodes, InoKey(10), "a");
+    b.Put(Table::kInodes, InoKey(11), "b");
+    ASSERT_TRUE(a.Commit(false, v).ok());
+    auto rb = b.Commit(false, v);
+    if (v == Transaction::Validation::kReadsAndWrites) {
+      EXPECT_EQ(rb.status().code(), Code::kConflict);
+    } else {
+      EXPECT_TRUE(rb.ok());
+    }
+  }
+}
+
+TEST_F(TransactionTest, PhantomInAScannedRangeIsAConflict) {
+  Transaction a(store_.get());
+  a.TrackReads();
+  int n = 0;
+  ASSERT_TRUE(a.Scan(Table::kDirents, InoKey(5), InoKey(6), [&](std::string_view, std::string_view) {
+                 ++n;
+                 return true;
+               }).ok());
+  EXPECT_EQ(n, 0);
+  {
+    Transaction other(store_.get());
+    other.Put(Table::kDirents, NameKey(5, "new"), "x");
+    ASSERT_TRUE(other.Commit(false).ok());
+  }
+  ASSERT_TRUE(store_->Flush().ok());  // the phantom is found in LMDB too
+  a.Put(Table::kInodes, InoKey(99), "z");
+  auto r = a.Commit(false, Transaction::Validation::kReadsAndWrites);
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  ASSERT_TRUE(a.conflict().has_value());
+  EXPECT_EQ(a.conflict()->key, NameKey(5, "new"));
+}
+
+}  // namespace
+}  // namespace dbfs::txn
