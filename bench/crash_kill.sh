@@ -7,7 +7,8 @@
 # oracle check that the tree is a prefix of the completed operations holding
 # every completed rename and every fsync'ed byte, with no torn write.
 #
-# Environment: BUILD_DIR (default <repo>/build), DBFS_CRASH_SEED,
+# Environment: BUILD_DIR (default <repo>/build), DBFS_CRASH_SYNC_ROUNDS
+# (rounds of the -o sync variant, default ROUNDS/10), DBFS_CRASH_SEED,
 # DBFS_CRASH_MAX_DELAY_MS, DBFS_CRASH_STRICT=1, DBFS_TEST_PLAIN_DIR=1.
 set -euo pipefail
 ROUNDS=${1:-1000}
@@ -22,6 +23,8 @@ if [ ! -x "$BIN" ]; then
 fi
 export DBFS_BIN_DIR=${DBFS_BIN_DIR:-$BUILD/bin}
 export DBFS_CRASH_ROUNDS=$ROUNDS
+# The -o sync variant (every completed op must survive) gets a tenth.
+export DBFS_CRASH_SYNC_ROUNDS=${DBFS_CRASH_SYNC_ROUNDS:-$(((ROUNDS + 9) / 10))}
 start=$SECONDS
 rc=0
 "$BIN" --gtest_filter='CrashKill.*' --gtest_color=no || rc=$?

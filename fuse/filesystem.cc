@@ -16,6 +16,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <thread>
 #include <cstring>
 #include <map>
+#include <set>
 #include <mutex>
 #include <unordered_map>
 
@@ -147,6 +149,37 @@ void Attr::ToStat(struct stat* st) const {
 
 // ---------------------------------------------------------------------------
 
+// Requests the filesystem makes on its own behalf (reclaim, atime): never
+// part of a user transaction.
+const Caller kInternal{};
+
+// An explicit transaction (dbfs tx): bound to a root process; every request
+// from that process or a descendant runs in it.
+struct ExplicitTx {
+  uint64_t id = 0;
+  int32_t root_pid = 0;
+  uint64_t root_start = 0;  // start time of the root process (pid reuse guard)
+  uint32_t uid = 0;
+  bool serializable = true;
+  std::chrono::steady_clock::time_point started;
+  std::mutex mu;  // one operation of the transaction at a time
+  // Everything below is guarded by mu.
+  std::unique_ptr<Transaction> txn;
+  std::vector<uint64_t> orphans;         // nlink reached 0 inside the transaction
+  std::set<uint64_t> inodes;             // touched: invalidated in the kernel at the end
+  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> names;  // ino -> (parent, name) seen
+  // Directories whose record the transaction changed only as the parent of
+  // an entry operation (nlink, mtime, ctime): their record as first seen.
+  // At commit the change is re-applied as a delta on the latest committed
+  // record, so transactions creating different names in one directory do
+  // not conflict on it. Directories changed directly (chmod, ...) are exact.
+  std::map<uint64_t, Inode> dir_base;
+  std::set<uint64_t> dir_exact;
+  bool durable = false;                  // an fsync inside asked for durability
+  bool done = false;                     // committed or aborted
+  std::string end_reason;
+};
+
 class FilesystemImpl {
  public:
   FilesystemImpl(VolumeLock lock, std::unique_ptr<mvcc::Store> store, FsOptions opts)
@@ -159,11 +192,11 @@ class FilesystemImpl {
   Result<Attr> Lookup(const Caller& c, uint64_t parent, std::string_view name);
   void Forget(uint64_t ino, uint64_t n);
   void AddLookup(uint64_t ino);
-  Result<Attr> GetAttr(uint64_t ino);
+  Result<Attr> GetAttr(const Caller& c, uint64_t ino);
   Result<Attr> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in);
   Result<Attr> MakeNode(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode,
                         uint64_t rdev, std::string_view target);
-  Result<std::string> Readlink(uint64_t ino);
+  Result<std::string> Readlink(const Caller& c, uint64_t ino);
   Status Remove(const Caller& c, uint64_t parent, std::string_view name, bool dir);
   Status Rename(const Caller& c, uint64_t p, std::string_view n, uint64_t np,
                 std::string_view nn, unsigned flags);
@@ -172,13 +205,13 @@ class FilesystemImpl {
   Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags);
   Result<Filesystem::Created> Create(const Caller& c, uint64_t parent, std::string_view name,
                                      uint32_t mode, int flags);
-  Result<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
+  Result<size_t> Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
   Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, const char* data,
                        size_t size);
   Status Release(uint64_t ino, uint64_t fh);
-  Status Fsync();
+  Status Fsync(const Caller& c);
   Status Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, uint64_t len);
-  Result<uint64_t> Lseek(uint64_t ino, uint64_t off, int whence);
+  Result<uint64_t> Lseek(const Caller& c, uint64_t ino, uint64_t off, int whence);
   Result<size_t> CopyFileRange(const Caller& c, uint64_t in, uint64_t fh_in, uint64_t off_in,
                                uint64_t out, uint64_t fh_out, uint64_t off_out, size_t len);
   Result<uint64_t> OpenDir(const Caller& c, uint64_t ino);
@@ -186,14 +219,27 @@ class FilesystemImpl {
   Status ReleaseDir(uint64_t fh);
   Status SetXattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value,
                   int flags);
-  Result<std::string> GetXattr(uint64_t ino, std::string_view name);
-  Result<std::string> ListXattr(uint64_t ino);
+  Result<std::string> GetXattr(const Caller& c, uint64_t ino, std::string_view name);
+  Result<std::string> ListXattr(const Caller& c, uint64_t ino);
   Status RemoveXattr(const Caller& c, uint64_t ino, std::string_view name);
   Result<FsStat> StatFs();
   FsStats Stats() const;
   std::string StatsText() const;
 
   mvcc::Store* store() { return store_.get(); }
+
+  // ---- explicit transactions ----
+  Result<uint64_t> TxBegin(const Caller& c, int32_t root_pid, bool serializable);
+  // Returns "ok CSN", "conflict PATH", or an error.
+  Result<std::string> TxCommit(const Caller& c, uint64_t id, bool durable);
+  Status TxAbort(const Caller& c, uint64_t id, const std::string& reason);
+  std::string TxStatus();
+  bool Uncached(const Caller& c, uint64_t ino);
+  void SetInvalidator(std::function<void(uint64_t ino, bool sync)> f) {
+    std::lock_guard g(hot_mu_);
+    invalidate_ = std::move(f);
+  }
+  Result<std::string> Control(const Caller& c, std::string_view name);
   void TEST_Abandon() {
     store_->TEST_Abandon();
     closed_ = true;  // destructors now release memory, locks and fds only
@@ -214,6 +260,39 @@ class FilesystemImpl {
   };
 
   bool Durable(int flags = 0) const { return opts_.sync || (flags & (O_SYNC | O_DSYNC)); }
+
+  // The context of one filesystem operation: either an autocommit
+  // transaction (inode locks held, committed by Finish) or the caller's
+  // explicit transaction (its mutex held; Finish commits nothing).
+  struct OpScope {
+    std::shared_ptr<ExplicitTx> tx;
+    std::unique_lock<std::mutex> tx_lock;
+    txn::InodeLocks::Guard guard;
+    std::unique_ptr<Transaction> own;
+    Transaction& t() { return tx ? *tx->txn : *own; }
+    void ReleaseLocks() { guard.Release(); }
+  };
+  Result<OpScope> BeginOp(const Caller& c, std::initializer_list<uint64_t> lock_inos);
+  Status Finish(OpScope& op, int flags = 0);
+  // An inode whose link count reached 0: reclaimed when unreferenced, or at
+  // the end of the explicit transaction that unlinked it.
+  void Orphaned(OpScope& op, uint64_t ino);
+  // Marks an inode as touched by the operation's explicit transaction.
+  void Touch(OpScope& op, uint64_t ino);
+  // The operation writes `ino`'s record as a whole (chmod, rmdir, a moved
+  // directory): validated first-committer-wins, never merged.
+  void ExactWrite(OpScope& op, uint64_t ino) {
+    if (!op.tx) return;
+    op.tx->dir_exact.insert(ino);
+    op.tx->txn->ValidateAtCommit(Table::kInodes, InoKey(ino));
+  }
+  // Records `dir` (as loaded by LoadDir) as changed by an entry operation.
+  void ParentChanged(OpScope& op, uint64_t dir, const Inode& loaded);
+  // At commit: re-applies parent-directory deltas on the latest records.
+  Status MergeDirDeltas(ExplicitTx& tx);
+  std::shared_ptr<ExplicitTx> TxFor(int32_t pid);
+  std::string PathOf(Transaction& t, const Transaction::ConflictKey& k, const ExplicitTx* tx);
+  void EndTx(const std::shared_ptr<ExplicitTx>& tx);
 
   Result<Inode> LoadInode(Transaction& t, uint64_t ino);
   void StoreInode(Transaction& t, uint64_t ino, const Inode& n) {
@@ -256,7 +335,68 @@ class FilesystemImpl {
 
   std::atomic<uint64_t> fsync_calls_{0};
   bool closed_ = false;
+
+  // Explicit transactions. tx_mu_ is taken before any ExplicitTx::mu.
+  std::mutex tx_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<ExplicitTx>> txs_;  // guarded by tx_mu_
+  struct PidBinding {
+    uint64_t start = 0;
+    uint64_t gen = 0;
+    uint64_t tx = 0;  // 0: not in a transaction
+  };
+  std::unordered_map<int32_t, PidBinding> pid_cache_;  // guarded by tx_mu_
+  uint64_t tx_gen_ = 0;                                // guarded by tx_mu_
+  uint64_t next_tx_ = 1;                               // guarded by tx_mu_
+  // Lock order: ExplicitTx::mu, then tx_mu_, then hot_mu_ (a leaf).
+  std::mutex hot_mu_;
+  std::unordered_map<uint64_t, int> hot_;              // guarded by hot_mu_: inode -> open txs touching it
+  std::function<void(uint64_t, bool)> invalidate_;     // guarded by hot_mu_
+  std::atomic<size_t> open_txs_{0};
+  std::atomic<uint64_t> tx_commits_{0}, tx_conflicts_{0}, tx_aborts_{0};
 };
+
+namespace {
+
+// /proc facts about a task (thread or process).
+struct ProcInfo {
+  int32_t tgid = 0;
+  int32_t ppid = 0;
+  uint64_t start = 0;  // start time in clock ticks since boot
+};
+
+std::optional<ProcInfo> ReadProc(int32_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE* f = fopen(path, "re");
+  if (!f) return std::nullopt;
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  // The command may contain spaces and parentheses: parse after the last ')'.
+  const char* p = strrchr(buf, ')');
+  if (!p) return std::nullopt;
+  ProcInfo info;
+  char state;
+  unsigned long long fields[20];
+  int got = sscanf(p + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                   &state, &info.ppid, &fields[0]);
+  if (got != 3) return std::nullopt;
+  info.start = fields[0];
+  snprintf(path, sizeof(path), "/proc/%d/status", pid);
+  f = fopen(path, "re");
+  if (f) {
+    char line[256];
+    while (fgets(line, sizeof(line), f)) {
+      if (sscanf(line, "Tgid: %d", &info.tgid) == 1) break;
+    }
+    fclose(f);
+  }
+  if (info.tgid == 0) info.tgid = pid;
+  return info;
+}
+
+}  // namespace
 
 Result<Inode> FilesystemImpl::LoadInode(Transaction& t, uint64_t ino) {
   DBFS_ASSIGN_OR_RETURN(auto v, t.Get(Table::kInodes, InoKey(ino)));
@@ -265,7 +405,11 @@ Result<Inode> FilesystemImpl::LoadInode(Transaction& t, uint64_t ino) {
 }
 
 Result<Inode> FilesystemImpl::LoadDir(Transaction& t, uint64_t ino) {
-  DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
+  // The parent of an entry operation: read outside the read set (see
+  // ExplicitTx::dir_base for how its changes are validated).
+  DBFS_ASSIGN_OR_RETURN(auto v, t.GetUntracked(Table::kInodes, InoKey(ino)));
+  if (!v) return Status::NotFound("no inode " + std::to_string(ino));
+  DBFS_ASSIGN_OR_RETURN(Inode n, DecodeInode(*v));
   if (!n.IsDir()) return Status(Code::kNotDir, "not a directory");
   if (n.nlink == 0) return Status::NotFound("directory was removed");
   return n;
@@ -340,13 +484,13 @@ void FilesystemImpl::Unref(uint64_t ino, uint64_t lookups, uint64_t opens) {
 // the orphan entry, and the next mount reclaims it.
 void FilesystemImpl::Reclaim(uint64_t ino) {
   Status st = [&]() -> Status {
-    auto guard = locks_.Lock({ino});
-    Transaction t(store_.get());
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(kInternal, {ino}));
+    Transaction& t = op.t();
     auto n = LoadInode(t, ino);
     if (!n.ok()) {
       if (n.status().code() == Code::kNotFound) {
         t.Delete(Table::kOrphans, InoKey(ino));
-        return Commit(t).status();
+        return Finish(op);
       }
       return n.status();
     }
@@ -354,7 +498,7 @@ void FilesystemImpl::Reclaim(uint64_t ino) {
     DBFS_RETURN_IF_ERROR(DeleteInodeData(t, ino));
     t.Delete(Table::kInodes, InoKey(ino));
     t.Delete(Table::kOrphans, InoKey(ino));
-    return Commit(t).status();
+    return Finish(op);
   }();
   if (!st.ok()) spdlog::error("reclaiming inode {} failed: {}", ino, st.ToString());
   std::lock_guard g(refs_mu_);
@@ -386,7 +530,8 @@ Status FilesystemImpl::DeleteInodeData(Transaction& t, uint64_t ino) {
 Status FilesystemImpl::ReclaimAllOrphans() {
   std::vector<uint64_t> inos;
   {
-    Transaction t(store_.get());
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(kInternal, {}));
+  Transaction& t = op.t();
     DBFS_RETURN_IF_ERROR(t.Scan(Table::kOrphans, "", "", [&](std::string_view k, std::string_view) {
       if (k.size() == 8) inos.push_back(GetBE64(k.data()));
       return true;
@@ -397,11 +542,436 @@ Status FilesystemImpl::ReclaimAllOrphans() {
   return Status::Ok();
 }
 
+
+// ---- operation scopes and explicit transactions ----
+
+void FilesystemImpl::ParentChanged(OpScope& op, uint64_t dir, const Inode& loaded) {
+  if (!op.tx || op.tx->dir_exact.count(dir)) return;
+  if (op.tx->dir_base.emplace(dir, loaded).second) {
+    op.tx->txn->MergeAtCommit(Table::kInodes, InoKey(dir));
+  }
+}
+
+Status FilesystemImpl::MergeDirDeltas(ExplicitTx& tx) {
+  Transaction& t = *tx.txn;
+  for (const auto& [dir, base] : tx.dir_base) {
+    if (tx.dir_exact.count(dir)) continue;
+    DBFS_ASSIGN_OR_RETURN(auto mine_v, t.GetUntracked(Table::kInodes, InoKey(dir)));
+    if (!mine_v) continue;
+    DBFS_ASSIGN_OR_RETURN(Inode mine, DecodeInode(*mine_v));
+    // The caller holds the inode locks: the latest record cannot change now.
+    DBFS_ASSIGN_OR_RETURN(auto latest_v, store_->Get(store_->visible_csn(), Table::kInodes, InoKey(dir)));
+    Inode latest;
+    if (latest_v) {
+      DBFS_ASSIGN_OR_RETURN(latest, DecodeInode(*latest_v));
+    }
+    if (!latest_v) {
+      DBFS_ASSIGN_OR_RETURN(auto at_snapshot, store_->Get(t.snapshot(), Table::kInodes, InoKey(dir)));
+      if (!at_snapshot) continue;  // created by this transaction: its record stands
+    }
+    if (!latest_v || (latest.nlink == 0 && base.nlink != 0)) {
+      // Someone removed the directory the transaction changed entries in.
+      return Status::Conflict("directory removed");
+    }
+    latest.nlink = latest.nlink + mine.nlink - base.nlink;
+    if (!TimeLE(mine.mtime, latest.mtime)) latest.mtime = mine.mtime;
+    if (!TimeLE(mine.ctime, latest.ctime)) latest.ctime = mine.ctime;
+    t.Put(Table::kInodes, InoKey(dir), EncodeInode(latest));
+  }
+  return Status::Ok();
+}
+
+
+Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
+                                                        std::initializer_list<uint64_t> lock_inos) {
+  OpScope op;
+  if (auto tx = TxFor(c.pid)) {
+    op.tx_lock = std::unique_lock(tx->mu);
+    if (tx->done) {
+      return Status(Code::kConflict, "transaction " + std::to_string(tx->id) + " has ended (" +
+                                         tx->end_reason + ")");
+    }
+    if (std::chrono::steady_clock::now() - tx->started > std::chrono::seconds(opts_.tx_timeout_s)) {
+      spdlog::warn("transaction {} (root pid {}) aborted: open longer than tx_timeout={}s", tx->id,
+                   tx->root_pid, opts_.tx_timeout_s);
+      tx->done = true;
+      tx->end_reason = "timeout";
+      tx_aborts_.fetch_add(1);
+      op.tx_lock.unlock();
+      EndTx(tx);
+      return Status(Code::kConflict, "transaction aborted: open longer than tx_timeout");
+    }
+    std::vector<uint64_t> fresh;
+    for (uint64_t ino : lock_inos) {
+      if (ino != 0 && tx->inodes.insert(ino).second) fresh.push_back(ino);
+    }
+    if (!fresh.empty()) {
+      // From now on the kernel must not answer from its caches for these
+      // inodes: drop what it has (asynchronously: the kernel may hold locks
+      // for the very request we are serving) and give zero timeouts.
+      std::function<void(uint64_t, bool)> inval;
+      {
+        std::lock_guard g(hot_mu_);
+        for (uint64_t ino : fresh) ++hot_[ino];
+        inval = invalidate_;
+      }
+      if (inval) {
+        for (uint64_t ino : fresh) inval(ino, false);
+      }
+    }
+    op.tx = std::move(tx);
+    return op;
+  }
+  op.guard = locks_.Lock(lock_inos);
+  op.own = std::make_unique<Transaction>(store_.get());
+  return op;
+}
+
+Status FilesystemImpl::Finish(OpScope& op, int flags) {
+  if (!op.tx) return Commit(*op.own, flags).status();
+  if (flags & (O_SYNC | O_DSYNC)) op.tx->durable = true;
+  if (op.tx->txn->data_bytes() > opts_.tx_max_bytes) {
+    spdlog::warn("transaction {} (root pid {}) aborted: wrote more than tx_max_bytes={}", op.tx->id,
+                 op.tx->root_pid, opts_.tx_max_bytes);
+    op.tx->done = true;
+    op.tx->end_reason = "too big (tx_max_bytes)";
+    tx_aborts_.fetch_add(1);
+    auto tx = op.tx;
+    op.tx_lock.unlock();
+    EndTx(tx);
+    return Status(Code::kNoSpace, "transaction exceeded tx_max_bytes and was aborted");
+  }
+  return Status::Ok();
+}
+
+void FilesystemImpl::Orphaned(OpScope& op, uint64_t ino) {
+  if (op.tx) {
+    op.tx->orphans.push_back(ino);
+  } else {
+    MarkOrphan(ino);
+  }
+}
+
+std::shared_ptr<ExplicitTx> FilesystemImpl::TxFor(int32_t pid) {
+  if (pid <= 0 || open_txs_.load(std::memory_order_acquire) == 0) return nullptr;
+  std::lock_guard g(tx_mu_);
+  if (txs_.empty()) return nullptr;
+  auto self = ReadProc(pid);
+  if (!self) return nullptr;
+  auto cached = pid_cache_.find(pid);
+  if (cached != pid_cache_.end() && cached->second.gen == tx_gen_ &&
+      cached->second.start == self->start) {
+    auto t = txs_.find(cached->second.tx);
+    return t == txs_.end() ? nullptr : t->second;
+  }
+  // Walk up: thread -> its process -> parent -> ... until a bound root.
+  uint64_t found = 0;
+  int32_t cur = pid;
+  std::optional<ProcInfo> info = self;
+  for (int depth = 0; info && cur > 1 && depth < 128 && !found; ++depth) {
+    for (const auto& [id, tx] : txs_) {
+      if (tx->root_pid == cur && tx->root_start == info->start) {
+        found = id;
+        break;
+      }
+    }
+    cur = info->tgid != cur ? info->tgid : info->ppid;
+    info = ReadProc(cur);
+  }
+  pid_cache_[pid] = PidBinding{self->start, tx_gen_, found};
+  auto t = txs_.find(found);
+  return t == txs_.end() ? nullptr : t->second;
+}
+
+bool FilesystemImpl::Uncached(const Caller& c, uint64_t ino) {
+  if (open_txs_.load(std::memory_order_acquire) == 0) return false;
+  if (TxFor(c.pid)) return true;
+  std::lock_guard g(hot_mu_);
+  return hot_.count(ino) > 0;
+}
+
+Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool serializable) {
+  auto root = ReadProc(root_pid);
+  if (!root) return Status::NotFound("no process " + std::to_string(root_pid));
+  if (c.uid != 0) {
+    struct stat st;
+    const std::string proc = "/proc/" + std::to_string(root_pid);
+    if (::stat(proc.c_str(), &st) != 0 || st.st_uid != c.uid) {
+      return Status(Code::kPermission, "cannot bind a transaction to another user's process");
+    }
+  }
+  if (TxFor(c.pid)) return Status::Busy("the caller is already inside a transaction");
+  auto tx = std::make_shared<ExplicitTx>();
+  tx->root_pid = root_pid;
+  tx->root_start = root->start;
+  tx->uid = c.uid;
+  tx->serializable = serializable;
+  tx->started = std::chrono::steady_clock::now();
+  tx->txn = std::make_unique<Transaction>(store_.get());
+  if (serializable) tx->txn->TrackReads();
+  // Readers bump atime with autocommits; that must not abort a transaction.
+  tx->txn->SetBenignChange([](Table t, std::string_view before, std::string_view after) {
+    if (t != Table::kInodes) return false;
+    auto a = DecodeInode(before), b = DecodeInode(after);
+    if (!a.ok() || !b.ok()) return false;
+    a->atime = b->atime;
+    return EncodeInode(*a) == EncodeInode(*b);
+  });
+  std::lock_guard g(tx_mu_);
+  for (const auto& [id, other] : txs_) {
+    if (other->root_pid == root_pid && other->root_start == root->start) {
+      return Status::Busy("process " + std::to_string(root_pid) + " is already bound to transaction " +
+                          std::to_string(id));
+    }
+  }
+  tx->id = next_tx_++;
+  txs_.emplace(tx->id, tx);
+  ++tx_gen_;
+  pid_cache_.clear();
+  open_txs_.fetch_add(1, std::memory_order_release);
+  spdlog::debug("transaction {} begun for pid {} ({})", tx->id, root_pid,
+                serializable ? "serializable" : "snapshot");
+  return tx->id;
+}
+
+void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx) {
+  {
+    std::lock_guard g(tx_mu_);
+    if (txs_.erase(tx->id) == 0) return;
+    ++tx_gen_;
+    pid_cache_.clear();
+    open_txs_.fetch_sub(1, std::memory_order_release);
+  }
+  std::function<void(uint64_t, bool)> inval;
+  {
+    std::lock_guard g(hot_mu_);
+    for (uint64_t ino : tx->inodes) {
+      auto it = hot_.find(ino);
+      if (it != hot_.end() && --it->second == 0) hot_.erase(it);
+    }
+    inval = invalidate_;
+  }
+  // Synchronously: when commit returns, no outside reader may still be served
+  // the old pages or attributes from the kernel's caches.
+  if (inval) {
+    for (uint64_t ino : tx->inodes) inval(ino, true);
+  }
+}
+
+std::string FilesystemImpl::PathOf(Transaction& t, const Transaction::ConflictKey& k,
+                                   const ExplicitTx* tx) {
+  auto dir_path = [&](uint64_t ino) -> std::string {
+    std::string path;
+    for (int depth = 0; ino != kRootIno && depth < 4096; ++depth) {
+      auto n = LoadInode(t, ino);
+      if (!n.ok() || !n->IsDir()) return "<inode " + std::to_string(ino) + ">" + path;
+      // Find this directory's name in its parent.
+      std::string name = "?";
+      Status st = t.Scan(Table::kDirents, InoKey(n->parent), InoKey(n->parent + 1),
+                         [&](std::string_view key, std::string_view v) {
+                           uint64_t child;
+                           uint32_t type;
+                           if (DecodeDirent(v, &child, &type) && child == ino) {
+                             name = std::string(key.substr(8, key.size() - 9));
+                             return false;
+                           }
+                           return true;
+                         });
+      st.IgnoreError();
+      path = "/" + name + path;
+      ino = n->parent;
+    }
+    return path.empty() ? "/" : path;
+  };
+  if (k.key.size() < 8) return "?";
+  const uint64_t ino = GetBE64(k.key.data());
+  if (k.table == Table::kDirents) {
+    std::string dir = dir_path(ino);
+    return (dir == "/" ? "" : dir) + "/" + std::string(k.key.substr(8, k.key.size() - 9));
+  }
+  auto n = LoadInode(t, ino);
+  if (n.ok() && n->IsDir()) return dir_path(ino);
+  if (n.ok() && n->parent != 0) {
+    std::string name;
+    Status st = t.Scan(Table::kDirents, InoKey(n->parent), InoKey(n->parent + 1),
+                       [&](std::string_view key, std::string_view v) {
+                         uint64_t child;
+                         uint32_t type;
+                         if (DecodeDirent(v, &child, &type) && child == ino) {
+                           name = std::string(key.substr(8, key.size() - 9));
+                           return false;
+                         }
+                         return true;
+                       });
+    st.IgnoreError();
+    if (!name.empty()) {
+      std::string dir = dir_path(n->parent);
+      return (dir == "/" ? "" : dir) + "/" + name;
+    }
+  }
+  if (tx) {
+    auto it = tx->names.find(ino);
+    if (it != tx->names.end()) {
+      std::string dir = dir_path(it->second.first);
+      return (dir == "/" ? "" : dir) + "/" + it->second.second;
+    }
+  }
+  return "<inode " + std::to_string(ino) + ">";
+}
+
+Result<std::string> FilesystemImpl::TxCommit(const Caller& c, uint64_t id, bool durable) {
+  std::shared_ptr<ExplicitTx> tx;
+  {
+    std::lock_guard g(tx_mu_);
+    auto it = txs_.find(id);
+    if (it == txs_.end()) return Status::NotFound("no open transaction " + std::to_string(id));
+    tx = it->second;
+  }
+  if (c.uid != 0 && c.uid != tx->uid) return Status(Code::kPermission, "not your transaction");
+  std::unique_lock lock(tx->mu);
+  if (tx->done) return Status(Code::kConflict, "transaction has ended (" + tx->end_reason + ")");
+  Transaction& t = *tx->txn;
+  // Lock every inode the transaction writes, like an autocommit operation
+  // would: validation and publication then cannot interleave with an
+  // autocommit read-modify-write of the same inode.
+  std::vector<uint64_t> inos;
+  t.ForEachWrite([&](Table, std::string_view key) {
+    if (key.size() >= 8) inos.push_back(GetBE64(key.data()));
+  });
+  auto guard = locks_.Lock(inos);
+  if (Status m = MergeDirDeltas(*tx); !m.ok()) {
+    guard.Release();
+    tx->done = true;
+    tx->end_reason = "conflict";
+    tx_conflicts_.fetch_add(1);
+    lock.unlock();
+    EndTx(tx);
+    if (m.code() != Code::kConflict) return m;
+    return std::string("conflict (a directory the transaction changed was removed)");
+  }
+  auto r = t.Commit(durable || tx->durable || opts_.sync,
+                    tx->serializable ? Transaction::Validation::kReadsAndWrites
+                                     : Transaction::Validation::kWrites);
+  guard.Release();
+  tx->done = true;
+  std::string out;
+  if (r.ok()) {
+    tx->end_reason = "committed";
+    tx_commits_.fetch_add(1);
+    out = "ok " + std::to_string(r->csn);
+  } else if (r.status().code() == Code::kConflict && t.conflict()) {
+    tx->end_reason = "conflict";
+    tx_conflicts_.fetch_add(1);
+    // Name the path as the world sees it now.
+    Transaction now(store_.get());
+    out = "conflict " + PathOf(now, *t.conflict(), tx.get());
+  } else {
+    tx->end_reason = "error";
+    lock.unlock();
+    EndTx(tx);
+    return r.TakeStatus();
+  }
+  std::vector<uint64_t> orphans = r.ok() ? tx->orphans : std::vector<uint64_t>{};
+  lock.unlock();
+  EndTx(tx);
+  for (uint64_t ino : orphans) MarkOrphan(ino);
+  return out;
+}
+
+Status FilesystemImpl::TxAbort(const Caller& c, uint64_t id, const std::string& reason) {
+  std::shared_ptr<ExplicitTx> tx;
+  {
+    std::lock_guard g(tx_mu_);
+    auto it = txs_.find(id);
+    if (it == txs_.end()) return Status::NotFound("no open transaction " + std::to_string(id));
+    tx = it->second;
+  }
+  if (c.uid != 0 && c.uid != tx->uid) return Status(Code::kPermission, "not your transaction");
+  {
+    std::lock_guard lock(tx->mu);
+    if (!tx->done) {
+      tx->done = true;
+      tx->end_reason = reason;
+      tx_aborts_.fetch_add(1);
+    }
+  }
+  EndTx(tx);
+  return Status::Ok();
+}
+
+std::string FilesystemImpl::TxStatus() {
+  std::vector<std::shared_ptr<ExplicitTx>> txs;
+  {
+    std::lock_guard g(tx_mu_);
+    for (const auto& [id, tx] : txs_) txs.push_back(tx);
+  }
+  std::sort(txs.begin(), txs.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
+  std::string out;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& tx : txs) {
+    std::lock_guard lock(tx->mu);
+    const double age = std::chrono::duration<double>(now - tx->started).count();
+    out += fmt::format("tx {} pid {} uid {} {} age {:.1f}s writes {} bytes {}\n", tx->id, tx->root_pid,
+                       tx->uid, tx->serializable ? "serializable" : "snapshot", age,
+                       tx->txn->write_count(), tx->txn->data_bytes());
+  }
+  return out;
+}
+
+// Control commands arrive as reads of virtual xattrs of the root directory
+// (the caller's pid and uid come with the request):
+//   dbfs.stats                               counters
+//   dbfs.tx.begin:PID:serializable|snapshot  -> "ID"
+//   dbfs.tx.commit:ID[:durable]              -> "ok CSN" | "conflict PATH"
+//   dbfs.tx.abort:ID                         -> "ok"
+//   dbfs.tx.status                           -> one line per open transaction
+Result<std::string> FilesystemImpl::Control(const Caller& c, std::string_view name) {
+  if (name == kStatsXattr) return StatsText();
+  if (name == "dbfs.tx.status") return TxStatus();
+  auto parts = [&](std::string_view prefix) {
+    std::vector<std::string> out;
+    std::string_view rest = name.substr(prefix.size());
+    while (!rest.empty()) {
+      size_t p = rest.find(':');
+      out.emplace_back(rest.substr(0, p));
+      rest = p == std::string_view::npos ? std::string_view() : rest.substr(p + 1);
+    }
+    return out;
+  };
+  auto number = [](const std::string& s, uint64_t* v) {
+    if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
+    *v = std::stoull(s);
+    return true;
+  };
+  uint64_t n = 0;
+  if (name.starts_with("dbfs.tx.begin:")) {
+    auto a = parts("dbfs.tx.begin:");
+    if (a.empty() || !number(a[0], &n) || (a.size() > 1 && a[1] != "serializable" && a[1] != "snapshot")) {
+      return Status::Invalid("usage: dbfs.tx.begin:PID[:serializable|snapshot]");
+    }
+    DBFS_ASSIGN_OR_RETURN(uint64_t id, TxBegin(c, static_cast<int32_t>(n), a.size() < 2 || a[1] == "serializable"));
+    return std::to_string(id);
+  }
+  if (name.starts_with("dbfs.tx.commit:")) {
+    auto a = parts("dbfs.tx.commit:");
+    if (a.empty() || !number(a[0], &n)) return Status::Invalid("usage: dbfs.tx.commit:ID[:durable]");
+    return TxCommit(c, n, a.size() > 1 && a[1] == "durable");
+  }
+  if (name.starts_with("dbfs.tx.abort:")) {
+    auto a = parts("dbfs.tx.abort:");
+    if (a.empty() || !number(a[0], &n)) return Status::Invalid("usage: dbfs.tx.abort:ID");
+    DBFS_RETURN_IF_ERROR(TxAbort(c, n, "aborted by request"));
+    return std::string("ok");
+  }
+  return Status(Code::kNoData, "no such control attribute");
+}
+
 // ---- namespace ----
 
-Result<Attr> FilesystemImpl::Lookup(const Caller&, uint64_t parent, std::string_view name) {
+Result<Attr> FilesystemImpl::Lookup(const Caller& c, uint64_t parent, std::string_view name) {
   if (name.size() > kNameMax) return Status(Code::kNameTooLong, "name too long");
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
   uint64_t ino;
   if (name == ".") {
     ino = parent;
@@ -414,12 +984,14 @@ Result<Attr> FilesystemImpl::Lookup(const Caller&, uint64_t parent, std::string_
     ino = de->first;
   }
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
+  if (op.tx && name != "." && name != "..") op.tx->names[ino] = {parent, std::string(name)};
   AddLookup(ino);
   return ToAttr(ino, n);
 }
 
-Result<Attr> FilesystemImpl::GetAttr(uint64_t ino) {
-  Transaction t(store_.get());
+Result<Attr> FilesystemImpl::GetAttr(const Caller& c, uint64_t ino) {
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   return ToAttr(ino, n);
 }
@@ -456,8 +1028,9 @@ Status FilesystemImpl::Truncate(Transaction& t, uint64_t ino, Inode* n, uint64_t
 }
 
 Result<Attr> FilesystemImpl::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in) {
-  auto guard = locks_.Lock({ino});
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino}));
+  Transaction& t = op.t();
+  ExactWrite(op, ino);
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   const timespec now = Now();
   if (in.valid & SetAttrIn::kMode) n.mode = (n.mode & S_IFMT) | (in.mode & 07777);
@@ -487,7 +1060,7 @@ Result<Attr> FilesystemImpl::SetAttr(const Caller& c, uint64_t ino, const SetAtt
   else if (in.valid & SetAttrIn::kMtime) n.mtime = in.mtime;
   n.ctime = (in.valid & SetAttrIn::kCtime) ? in.ctime : now;
   StoreInode(t, ino, n);
-  DBFS_RETURN_IF_ERROR(Commit(t).status());
+  DBFS_RETURN_IF_ERROR(Finish(op));
   return ToAttr(ino, n);
 }
 
@@ -497,9 +1070,10 @@ Result<Attr> FilesystemImpl::MakeNode(const Caller& c, uint64_t parent, std::str
   if (S_ISLNK(mode) && (target.empty() || target.size() > 4095)) {
     return Status(Code::kNameTooLong, "symlink target too long");
   }
-  auto guard = locks_.Lock({parent});
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {parent}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode p, LoadDir(t, parent));
+  ParentChanged(op, parent, p);
   DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, parent, name));
   if (de) return Status::Exists("entry exists");
   if (S_ISDIR(mode) && p.nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
@@ -515,7 +1089,9 @@ Result<Attr> FilesystemImpl::MakeNode(const Caller& c, uint64_t parent, std::str
   }
   n.nlink = S_ISDIR(mode) ? 2 : 1;
   n.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
-  n.parent = S_ISDIR(mode) ? parent : 0;
+  // Directories: their one parent. Others: a hint (the directory it was
+  // created or last renamed in) used to name paths in messages.
+  n.parent = parent;
   n.atime = n.mtime = n.ctime = n.btime = now;
   n.target = std::string(target);
   const uint64_t ino = store_->AllocateIno();
@@ -524,19 +1100,21 @@ Result<Attr> FilesystemImpl::MakeNode(const Caller& c, uint64_t parent, std::str
   if (S_ISDIR(mode)) ++p.nlink;
   p.mtime = p.ctime = now;
   StoreInode(t, parent, p);
-  DBFS_RETURN_IF_ERROR(Commit(t).status());
+  if (op.tx) op.tx->names[ino] = {parent, std::string(name)};
+  DBFS_RETURN_IF_ERROR(Finish(op));
   AddLookup(ino);
   return ToAttr(ino, n);
 }
 
-Result<std::string> FilesystemImpl::Readlink(uint64_t ino) {
-  Transaction t(store_.get());
+Result<std::string> FilesystemImpl::Readlink(const Caller& c, uint64_t ino) {
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (!S_ISLNK(n.mode)) return Status::Invalid("not a symlink");
   return n.target;
 }
 
-Status FilesystemImpl::Remove(const Caller&, uint64_t parent, std::string_view name, bool dir) {
+Status FilesystemImpl::Remove(const Caller& c, uint64_t parent, std::string_view name, bool dir) {
   if (name == ".") return Status::Invalid("cannot remove '.'");
   if (name == "..") return Status(Code::kNotEmpty, "cannot remove '..'");
   DBFS_RETURN_IF_ERROR(CheckName(name));
@@ -544,14 +1122,16 @@ Status FilesystemImpl::Remove(const Caller&, uint64_t parent, std::string_view n
     // Find the child without locks, then lock parent + child and re-check.
     uint64_t child;
     {
-      Transaction t(store_.get());
+      DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
       DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, parent, name));
       if (!de) return Status::NotFound("no such entry");
       child = de->first;
     }
-    auto guard = locks_.Lock({parent, child});
-    Transaction t(store_.get());
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {parent, child}));
+    Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode p, LoadDir(t, parent));
+    ParentChanged(op, parent, p);
     DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, parent, name));
     if (!de) return Status::NotFound("no such entry");
     if (de->first != child) continue;  // replaced meanwhile: retry
@@ -561,6 +1141,7 @@ Status FilesystemImpl::Remove(const Caller&, uint64_t parent, std::string_view n
       if (!n.IsDir()) return Status(Code::kNotDir, "not a directory");
       DBFS_ASSIGN_OR_RETURN(bool empty, DirIsEmpty(t, child));
       if (!empty) return Status(Code::kNotEmpty, "directory not empty");
+      ExactWrite(op, child);
       n.nlink = 0;
       --p.nlink;
     } else {
@@ -573,9 +1154,9 @@ Status FilesystemImpl::Remove(const Caller&, uint64_t parent, std::string_view n
     StoreInode(t, child, n);
     StoreInode(t, parent, p);
     if (n.nlink == 0) t.Put(Table::kOrphans, InoKey(child), "");
-    DBFS_RETURN_IF_ERROR(Commit(t).status());
-    guard.Release();
-    if (n.nlink == 0) MarkOrphan(child);
+    DBFS_RETURN_IF_ERROR(Finish(op));
+    op.ReleaseLocks();
+    if (n.nlink == 0) Orphaned(op, child);
     return Status::Ok();
   }
 }
@@ -591,7 +1172,7 @@ Result<bool> FilesystemImpl::IsAncestor(Transaction& t, uint64_t anc, uint64_t i
   return Status::Corruption("directory parent chain does not reach the root");
 }
 
-Status FilesystemImpl::Rename(const Caller&, uint64_t p, std::string_view n, uint64_t np,
+Status FilesystemImpl::Rename(const Caller& c, uint64_t p, std::string_view n, uint64_t np,
                               std::string_view nn, unsigned flags) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Status::Invalid("unsupported rename flags");
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Status::Invalid("bad flags");
@@ -601,7 +1182,8 @@ Status FilesystemImpl::Rename(const Caller&, uint64_t p, std::string_view n, uin
     uint64_t src, dst = 0;
     uint32_t src_type;
     {
-      Transaction t(store_.get());
+      DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
       DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, p, n));
       if (!de) return Status::NotFound("no such entry");
       src = de->first;
@@ -611,8 +1193,8 @@ Status FilesystemImpl::Rename(const Caller&, uint64_t p, std::string_view n, uin
     }
     std::unique_lock<std::mutex> tree_lock;
     if (p != np) tree_lock = std::unique_lock(dir_rename_mu_);
-    auto guard = locks_.Lock({p, np, src, dst});
-    Transaction t(store_.get());
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {p, np, src, dst}));
+    Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, p, n));
     if (!de) return Status::NotFound("no such entry");
     DBFS_ASSIGN_OR_RETURN(auto dd, LoadDirent(t, np, nn));
@@ -625,9 +1207,16 @@ Status FilesystemImpl::Rename(const Caller&, uint64_t p, std::string_view n, uin
 
     // All inodes involved, loaded once (p and np may be the same).
     std::map<uint64_t, Inode> in;
-    for (uint64_t i : {p, np, src, dst}) {
+    for (uint64_t i : {p, np}) {
+      if (in.count(i)) continue;
+      DBFS_ASSIGN_OR_RETURN(Inode x, LoadDir(t, i));
+      ParentChanged(op, i, x);
+      in.emplace(i, std::move(x));
+    }
+    for (uint64_t i : {src, dst}) {
       if (i == 0 || in.count(i)) continue;
       DBFS_ASSIGN_OR_RETURN(Inode x, LoadInode(t, i));
+      if (x.IsDir()) ExactWrite(op, i);
       in.emplace(i, std::move(x));
     }
     if (!in[p].IsDir() || !in[np].IsDir()) return Status(Code::kNotDir, "not a directory");
@@ -677,32 +1266,33 @@ Status FilesystemImpl::Rename(const Caller&, uint64_t p, std::string_view n, uin
       t.Delete(Table::kDirents, NameKey(p, n));
       t.Put(Table::kDirents, NameKey(np, nn), EncodeDirent(src, s.mode & S_IFMT));
       if (sdir && p != np) {
-        s.parent = np;
         --in[p].nlink;
         ++in[np].nlink;
       }
+      s.parent = np;
       if (!orphan) dst = 0;
     }
     s.ctime = now;
     in[p].mtime = in[p].ctime = now;
     in[np].mtime = in[np].ctime = now;
     for (auto& [i, x] : in) StoreInode(t, i, x);
-    DBFS_RETURN_IF_ERROR(Commit(t).status());
-    guard.Release();
-    if (dst && !(flags & RENAME_EXCHANGE)) MarkOrphan(dst);
+    DBFS_RETURN_IF_ERROR(Finish(op));
+    op.ReleaseLocks();
+    if (dst && !(flags & RENAME_EXCHANGE)) Orphaned(op, dst);
     return Status::Ok();
   }
 }
 
-Result<Attr> FilesystemImpl::Link(const Caller&, uint64_t ino, uint64_t np, std::string_view nn) {
+Result<Attr> FilesystemImpl::Link(const Caller& c, uint64_t ino, uint64_t np, std::string_view nn) {
   DBFS_RETURN_IF_ERROR(CheckName(nn));
-  auto guard = locks_.Lock({ino, np});
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino, np}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (n.IsDir()) return Status(Code::kPermission, "hard links to directories are not allowed");
   if (n.nlink == 0) return Status::NotFound("file was removed");
   if (n.nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
   DBFS_ASSIGN_OR_RETURN(Inode p, LoadDir(t, np));
+  ParentChanged(op, np, p);
   DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, np, nn));
   if (de) return Status::Exists("entry exists");
   const timespec now = Now();
@@ -712,13 +1302,14 @@ Result<Attr> FilesystemImpl::Link(const Caller&, uint64_t ino, uint64_t np, std:
   t.Put(Table::kDirents, NameKey(np, nn), EncodeDirent(ino, n.mode & S_IFMT));
   StoreInode(t, ino, n);
   StoreInode(t, np, p);
-  DBFS_RETURN_IF_ERROR(Commit(t).status());
+  DBFS_RETURN_IF_ERROR(Finish(op));
   AddLookup(ino);
   return ToAttr(ino, n);
 }
 
 Status FilesystemImpl::Access(const Caller& c, uint64_t ino, int mask) {
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (mask == F_OK) return Status::Ok();
   if (c.uid == 0) {
@@ -737,18 +1328,18 @@ Status FilesystemImpl::Access(const Caller& c, uint64_t ino, int mask) {
 // ---- files ----
 
 Result<uint64_t> FilesystemImpl::Open(const Caller& c, uint64_t ino, int flags) {
+  bool regular;
   {
-    Transaction t(store_.get());
-    DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+    DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(op.t(), ino));
     if (n.IsDir() && (flags & O_ACCMODE) != O_RDONLY) return Status(Code::kIsDir, "is a directory");
+    regular = n.IsReg();
   }
-  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && regular) {
     SetAttrIn in;
     in.valid = SetAttrIn::kSize;
     in.size = 0;
-    Transaction probe(store_.get());
-    DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(probe, ino));
-    if (n.IsReg()) DBFS_RETURN_IF_ERROR(SetAttr(c, ino, in).status());
+    DBFS_RETURN_IF_ERROR(SetAttr(c, ino, in).status());
   }
   auto h = std::make_unique<Handle>();
   h->ino = ino;
@@ -809,9 +1400,17 @@ Status FilesystemImpl::ReadRange(Transaction& t, uint64_t ino, uint64_t off, siz
 
 void FilesystemImpl::MaybeUpdateAtime(uint64_t ino) {
   if (opts_.noatime) return;
+  // An atime update of an inode an open transaction touched would make that
+  // transaction fail at commit (first committer wins on the inode record):
+  // readers do not abort writers, so the update is skipped (relatime is a
+  // hint, not a guarantee).
+  if (open_txs_.load(std::memory_order_acquire) > 0) {
+    std::lock_guard g(hot_mu_);
+    if (hot_.count(ino)) return;
+  }
   Status st = [&]() -> Status {
-    auto guard = locks_.Lock({ino});
-    Transaction t(store_.get());
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(kInternal, {ino}));
+    Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
     const timespec now = Now();
     // relatime: only when atime is not newer than mtime/ctime, or a day old.
@@ -821,23 +1420,25 @@ void FilesystemImpl::MaybeUpdateAtime(uint64_t ino) {
     }
     n.atime = now;
     StoreInode(t, ino, n);
-    return Commit(t).status();
+    return Finish(op);
   }();
   if (!st.ok() && st.code() != Code::kNotFound) spdlog::warn("atime update of {} failed: {}", ino, st.ToString());
 }
 
-Result<size_t> FilesystemImpl::Read(uint64_t ino, uint64_t, uint64_t off, size_t size, char* buf) {
+Result<size_t> FilesystemImpl::Read(const Caller& c, uint64_t ino, uint64_t, uint64_t off, size_t size,
+                                    char* buf) {
   bool touch_atime = false;
   size_t n_read = 0;
   {
-    Transaction t(store_.get());
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
     if (n.IsDir()) return Status(Code::kIsDir, "is a directory");
     if (off < n.size && size > 0) {
       n_read = static_cast<size_t>(std::min<uint64_t>(size, n.size - off));
       DBFS_RETURN_IF_ERROR(ReadRange(t, ino, off, n_read, buf));
     }
-    touch_atime = !opts_.noatime &&
+    touch_atime = !opts_.noatime && !op.tx &&
                   (TimeLE(n.atime, n.mtime) || TimeLE(n.atime, n.ctime) ||
                    Now().tv_sec - n.atime.tv_sec >= kRelatimeWindow);
   }
@@ -902,8 +1503,8 @@ Result<size_t> FilesystemImpl::Write(const Caller& c, uint64_t ino, uint64_t fh,
   }
   if (size == 0) return size_t{0};
   if (off + size > kMaxFileSize || off + size < off) return Status(Code::kTooBig, "file too large");
-  auto guard = locks_.Lock({ino});
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (n.IsDir()) return Status(Code::kIsDir, "is a directory");
   if (flags & O_APPEND) off = n.size;
@@ -918,7 +1519,7 @@ Result<size_t> FilesystemImpl::Write(const Caller& c, uint64_t ino, uint64_t fh,
     if (n.mode & S_IXGRP) n.mode &= ~S_ISGID;
   }
   StoreInode(t, ino, n);
-  DBFS_RETURN_IF_ERROR(Commit(t, flags).status());
+  DBFS_RETURN_IF_ERROR(Finish(op, flags));
   return size;
 }
 
@@ -931,15 +1532,21 @@ Status FilesystemImpl::Release(uint64_t ino, uint64_t fh) {
   return Status::Ok();
 }
 
-Status FilesystemImpl::Fsync() {
+Status FilesystemImpl::Fsync(const Caller& c) {
   fsync_calls_.fetch_add(1, std::memory_order_relaxed);
+  if (auto tx = TxFor(c.pid)) {
+    // Inside a transaction nothing is visible yet: fsync makes the commit durable.
+    std::lock_guard g(tx->mu);
+    tx->durable = true;
+    return Status::Ok();
+  }
   // Every commit is in the WAL in order; syncing it to its end makes this
   // file's (and everything earlier's) changes durable. Group commit shares
   // the fdatasync with concurrent callers.
   return store_->SyncAll();
 }
 
-Status FilesystemImpl::Fallocate(const Caller&, uint64_t ino, int mode, uint64_t off, uint64_t len) {
+Status FilesystemImpl::Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, uint64_t len) {
   const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
   if (mode & ~supported) return Status::NotSupported("fallocate mode not supported");
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) {
@@ -947,8 +1554,8 @@ Status FilesystemImpl::Fallocate(const Caller&, uint64_t ino, int mode, uint64_t
   }
   if (len == 0) return Status::Invalid("zero length");
   if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooBig, "file too large");
-  auto guard = locks_.Lock({ino});
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (n.IsDir()) return Status(Code::kIsDir, "is a directory");
   if (!n.IsReg()) return Status(Code::kErrno, "not a regular file", ENODEV);
@@ -981,12 +1588,13 @@ Status FilesystemImpl::Fallocate(const Caller&, uint64_t ino, int mode, uint64_t
     n.mtime = n.ctime = now;
   }
   StoreInode(t, ino, n);
-  return Commit(t).status();
+  return Finish(op);
 }
 
-Result<uint64_t> FilesystemImpl::Lseek(uint64_t ino, uint64_t off, int whence) {
+Result<uint64_t> FilesystemImpl::Lseek(const Caller& c, uint64_t ino, uint64_t off, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status::Invalid("bad whence");
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (off >= n.size) return Status(Code::kErrno, "offset past end of file", ENXIO);
   std::optional<uint64_t> found;
@@ -1028,7 +1636,7 @@ Result<size_t> FilesystemImpl::CopyFileRange(const Caller& c, uint64_t in, uint6
   while (done < len) {
     const size_t want = std::min(kStep, len - done);
     buf.resize(want);
-    DBFS_ASSIGN_OR_RETURN(size_t got, Read(in, fh_in, off_in + done, want, buf.data()));
+    DBFS_ASSIGN_OR_RETURN(size_t got, Read(c, in, fh_in, off_in + done, want, buf.data()));
     if (got == 0) break;
     DBFS_ASSIGN_OR_RETURN(size_t put, Write(c, out, fh_out, off_out + done, buf.data(), got));
     done += put;
@@ -1039,14 +1647,15 @@ Result<size_t> FilesystemImpl::CopyFileRange(const Caller& c, uint64_t in, uint6
 
 // ---- directories ----
 
-Result<uint64_t> FilesystemImpl::OpenDir(const Caller&, uint64_t ino) {
+Result<uint64_t> FilesystemImpl::OpenDir(const Caller& c, uint64_t ino) {
   auto h = std::make_unique<Handle>();
   h->ino = ino;
   h->dir = true;
   {
     // The listing is materialized at opendir from one snapshot, so entries
     // stay stable (no duplicates, no misses) under concurrent changes.
-    Transaction t(store_.get());
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
     if (!n.IsDir()) return Status(Code::kNotDir, "not a directory");
     h->entries.push_back(DirEntry{".", ino, S_IFDIR});
@@ -1103,8 +1712,8 @@ Status FilesystemImpl::SetXattr(const Caller& c, uint64_t ino, std::string_view 
   DBFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kXattrSizeMax) return Status(Code::kErrno, "xattr value too large", E2BIG);
   if (name.starts_with("trusted.") && c.uid != 0) return Status(Code::kPermission, "trusted.* needs root");
-  auto guard = locks_.Lock({ino});
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (name.starts_with("user.") && !n.IsDir() && !n.IsReg()) {
     return Status(Code::kPermission, "user.* attributes only on files and directories");
@@ -1116,23 +1725,25 @@ Status FilesystemImpl::SetXattr(const Caller& c, uint64_t ino, std::string_view 
   t.Put(Table::kXattrs, std::move(key), std::string(value));
   n.ctime = Now();
   StoreInode(t, ino, n);
-  return Commit(t).status();
+  return Finish(op);
 }
 
-Result<std::string> FilesystemImpl::GetXattr(uint64_t ino, std::string_view name) {
+Result<std::string> FilesystemImpl::GetXattr(const Caller& c, uint64_t ino, std::string_view name) {
   if (name.size() > kXattrNameMax) return Status(Code::kRange, "xattr name too long");
   // Virtual attributes of the root: the `dbfs` tool's read-only window into
   // the daemon (they are never listed and cannot be set).
-  if (ino == kRootIno && name == kStatsXattr) return StatsText();
-  Transaction t(store_.get());
+  if (ino == kRootIno && name.starts_with("dbfs.")) return Control(c, name);
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   DBFS_ASSIGN_OR_RETURN(auto v, t.Get(Table::kXattrs, NameKey(ino, name)));
   if (!v) return Status(Code::kNoData, "no such attribute");
   return std::move(*v);
 }
 
-Result<std::string> FilesystemImpl::ListXattr(uint64_t ino) {
-  Transaction t(store_.get());
+Result<std::string> FilesystemImpl::ListXattr(const Caller& c, uint64_t ino) {
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   std::string out;
   DBFS_RETURN_IF_ERROR(t.Scan(Table::kXattrs, InoKey(ino), InoKey(ino + 1),
@@ -1147,8 +1758,8 @@ Result<std::string> FilesystemImpl::ListXattr(uint64_t ino) {
 Status FilesystemImpl::RemoveXattr(const Caller& c, uint64_t ino, std::string_view name) {
   if (name.size() > kXattrNameMax) return Status(Code::kRange, "xattr name too long");
   if (name.starts_with("trusted.") && c.uid != 0) return Status(Code::kPermission, "trusted.* needs root");
-  auto guard = locks_.Lock({ino});
-  Transaction t(store_.get());
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino}));
+  Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   std::string key = NameKey(ino, name);
   DBFS_ASSIGN_OR_RETURN(auto old, t.Get(Table::kXattrs, key));
@@ -1156,7 +1767,7 @@ Status FilesystemImpl::RemoveXattr(const Caller& c, uint64_t ino, std::string_vi
   t.Delete(Table::kXattrs, std::move(key));
   n.ctime = Now();
   StoreInode(t, ino, n);
-  return Commit(t).status();
+  return Finish(op);
 }
 
 // ---- volume ----
@@ -1275,7 +1886,7 @@ Result<Attr> Filesystem::Lookup(const Caller& c, uint64_t parent, std::string_vi
 }
 void Filesystem::Forget(uint64_t ino, uint64_t nlookup) { impl_->Forget(ino, nlookup); }
 void Filesystem::AddLookup(uint64_t ino) { impl_->AddLookup(ino); }
-Result<Attr> Filesystem::GetAttr(uint64_t ino) { return impl_->GetAttr(ino); }
+Result<Attr> Filesystem::GetAttr(const Caller& c, uint64_t ino) { return impl_->GetAttr(c, ino); }
 Result<Attr> Filesystem::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in) {
   return impl_->SetAttr(c, ino, in);
 }
@@ -1296,7 +1907,7 @@ Result<Attr> Filesystem::Symlink(const Caller& c, uint64_t parent, std::string_v
                                  std::string_view target) {
   return impl_->MakeNode(c, parent, name, S_IFLNK | 0777, 0, target);
 }
-Result<std::string> Filesystem::Readlink(uint64_t ino) { return impl_->Readlink(ino); }
+Result<std::string> Filesystem::Readlink(const Caller& c, uint64_t ino) { return impl_->Readlink(c, ino); }
 Status Filesystem::Unlink(const Caller& c, uint64_t parent, std::string_view name) {
   return impl_->Remove(c, parent, name, false);
 }
@@ -1319,8 +1930,9 @@ Result<Filesystem::Created> Filesystem::Create(const Caller& c, uint64_t parent,
                                                std::string_view name, uint32_t mode, int flags) {
   return impl_->Create(c, parent, name, mode, flags);
 }
-Result<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf) {
-  return impl_->Read(ino, fh, off, size, buf);
+Result<size_t> Filesystem::Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
+                                char* buf) {
+  return impl_->Read(c, ino, fh, off, size, buf);
 }
 Result<size_t> Filesystem::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
                                  const char* data, size_t size) {
@@ -1328,13 +1940,13 @@ Result<size_t> Filesystem::Write(const Caller& c, uint64_t ino, uint64_t fh, uin
 }
 Status Filesystem::Flush(uint64_t, uint64_t) { return Status::Ok(); }
 Status Filesystem::Release(uint64_t ino, uint64_t fh) { return impl_->Release(ino, fh); }
-Status Filesystem::Fsync(uint64_t, uint64_t, bool) { return impl_->Fsync(); }
+Status Filesystem::Fsync(const Caller& c, uint64_t, uint64_t, bool) { return impl_->Fsync(c); }
 Status Filesystem::Fallocate(const Caller& c, uint64_t ino, uint64_t, int mode, uint64_t off,
                              uint64_t len) {
   return impl_->Fallocate(c, ino, mode, off, len);
 }
-Result<uint64_t> Filesystem::Lseek(uint64_t ino, uint64_t, uint64_t off, int whence) {
-  return impl_->Lseek(ino, off, whence);
+Result<uint64_t> Filesystem::Lseek(const Caller& c, uint64_t ino, uint64_t, uint64_t off, int whence) {
+  return impl_->Lseek(c, ino, off, whence);
 }
 Result<size_t> Filesystem::CopyFileRange(const Caller& c, uint64_t ino_in, uint64_t fh_in,
                                          uint64_t off_in, uint64_t ino_out, uint64_t fh_out,
@@ -1344,20 +1956,24 @@ Result<size_t> Filesystem::CopyFileRange(const Caller& c, uint64_t ino_in, uint6
 Result<uint64_t> Filesystem::OpenDir(const Caller& c, uint64_t ino) { return impl_->OpenDir(c, ino); }
 const std::vector<DirEntry>* Filesystem::DirEntries(uint64_t fh) { return impl_->DirEntries(fh); }
 Status Filesystem::ReleaseDir(uint64_t, uint64_t fh) { return impl_->ReleaseDir(fh); }
-Status Filesystem::FsyncDir(uint64_t, uint64_t, bool) { return impl_->Fsync(); }
+Status Filesystem::FsyncDir(const Caller& c, uint64_t, uint64_t, bool) { return impl_->Fsync(c); }
 Status Filesystem::SetXattr(const Caller& c, uint64_t ino, std::string_view name,
                             std::string_view value, int flags) {
   return impl_->SetXattr(c, ino, name, value, flags);
 }
-Result<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view name) {
-  return impl_->GetXattr(ino, name);
+Result<std::string> Filesystem::GetXattr(const Caller& c, uint64_t ino, std::string_view name) {
+  return impl_->GetXattr(c, ino, name);
 }
-Result<std::string> Filesystem::ListXattr(uint64_t ino) { return impl_->ListXattr(ino); }
+Result<std::string> Filesystem::ListXattr(const Caller& c, uint64_t ino) { return impl_->ListXattr(c, ino); }
 Status Filesystem::RemoveXattr(const Caller& c, uint64_t ino, std::string_view name) {
   return impl_->RemoveXattr(c, ino, name);
 }
 Result<FsStat> Filesystem::StatFs() { return impl_->StatFs(); }
-Status Filesystem::SyncAll() { return impl_->Fsync(); }
+Status Filesystem::SyncAll(const Caller& c) { return impl_->Fsync(c); }
+bool Filesystem::Uncached(const Caller& c, uint64_t ino) { return impl_->Uncached(c, ino); }
+void Filesystem::SetInvalidator(std::function<void(uint64_t, bool)> f) {
+  impl_->SetInvalidator(std::move(f));
+}
 FsStats Filesystem::Stats() const { return impl_->Stats(); }
 void Filesystem::TEST_Abandon() { impl_->TEST_Abandon(); }
 

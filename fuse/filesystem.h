@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -105,6 +106,8 @@ struct FsOptions {
   bool sync = false;        // -o sync: every operation durable before it returns
   bool noatime = false;     // never update atime (default: relatime rules)
   std::string log_level;    // informational; logging is set up by the caller
+  uint64_t tx_timeout_s = 15 * 60;         // -o tx_timeout=: explicit transactions older are aborted
+  uint64_t tx_max_bytes = uint64_t{4} << 30;  // -o tx_max_bytes=: data one transaction may write
 };
 
 // Counters shown by `dbfs stats`.
@@ -139,14 +142,14 @@ class Filesystem {
   void Forget(uint64_t ino, uint64_t nlookup);
   // Adds one kernel lookup reference (readdirplus entries).
   void AddLookup(uint64_t ino);
-  Result<Attr> GetAttr(uint64_t ino);
+  Result<Attr> GetAttr(const Caller& c, uint64_t ino);
   Result<Attr> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in);
   Result<Attr> Mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode,
                      uint64_t rdev);
   Result<Attr> Mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode);
   Result<Attr> Symlink(const Caller& c, uint64_t parent, std::string_view name,
                        std::string_view target);
-  Result<std::string> Readlink(uint64_t ino);
+  Result<std::string> Readlink(const Caller& c, uint64_t ino);
   Status Unlink(const Caller& c, uint64_t parent, std::string_view name);
   Status Rmdir(const Caller& c, uint64_t parent, std::string_view name);
   // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
@@ -166,17 +169,18 @@ class Filesystem {
   Result<Created> Create(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode,
                          int flags);
   // Reads up to `size` bytes at `off` into `buf`; returns the count (short at EOF).
-  Result<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
+  Result<size_t> Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
+                      char* buf);
   Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
                        const char* data, size_t size);
   Status Flush(uint64_t ino, uint64_t fh);
   Status Release(uint64_t ino, uint64_t fh);
-  Status Fsync(uint64_t ino, uint64_t fh, bool datasync);
+  Status Fsync(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
   Status Fallocate(const Caller& c, uint64_t ino, uint64_t fh, int mode, uint64_t off,
                    uint64_t len);
   // whence: SEEK_DATA or SEEK_HOLE. ENXIO past EOF.
-  Result<uint64_t> Lseek(uint64_t ino, uint64_t fh, uint64_t off, int whence);
+  Result<uint64_t> Lseek(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, int whence);
   Result<size_t> CopyFileRange(const Caller& c, uint64_t ino_in, uint64_t fh_in, uint64_t off_in,
                                uint64_t ino_out, uint64_t fh_out, uint64_t off_out, size_t len);
 
@@ -187,22 +191,34 @@ class Filesystem {
   // valid until ReleaseDir. Returns nullptr for an unknown handle.
   const std::vector<DirEntry>* DirEntries(uint64_t fh);
   Status ReleaseDir(uint64_t ino, uint64_t fh);
-  Status FsyncDir(uint64_t ino, uint64_t fh, bool datasync);
+  Status FsyncDir(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);
 
   // ---- xattrs ----
   // flags: 0, XATTR_CREATE, XATTR_REPLACE.
   Status SetXattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value,
                   int flags);
-  Result<std::string> GetXattr(uint64_t ino, std::string_view name);
+  // On the root, names starting with "dbfs." are control commands (see
+  // FilesystemImpl::Control): stats and explicit transactions.
+  Result<std::string> GetXattr(const Caller& c, uint64_t ino, std::string_view name);
   // NUL-separated list of names, as listxattr(2) returns it.
-  Result<std::string> ListXattr(uint64_t ino);
+  Result<std::string> ListXattr(const Caller& c, uint64_t ino);
   Status RemoveXattr(const Caller& c, uint64_t ino, std::string_view name);
 
   // ---- volume ----
   Result<FsStat> StatFs();
   // Makes every committed operation durable (syncfs).
-  Status SyncAll();
+  Status SyncAll(const Caller& c);
   FsStats Stats() const;
+
+  // ---- explicit transactions and the kernel's caches ----
+  // True when replies about `ino` to this caller must not be cached by the
+  // kernel (zero entry/attr timeouts, direct I/O): the caller is inside an
+  // explicit transaction, or an open transaction has touched the inode.
+  bool Uncached(const Caller& c, uint64_t ino);
+  // Installs the function that makes the kernel drop what it caches about an
+  // inode (attributes, pages). sync=false may be queued; sync=true must be
+  // done when it returns (called at commit/abort, outside kernel locks).
+  void SetInvalidator(std::function<void(uint64_t ino, bool sync)> f);
 
   // Test hook: abandons the volume like a killed daemon (no flush, no sync,
   // no orphan reclamation). Only destruction may follow.

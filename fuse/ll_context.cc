@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <vector>
 
 namespace dbfs::fuse {
@@ -33,30 +34,37 @@ void ReplyErr(fuse_req_t req, const Status& status) {
   fuse_reply_err(req, err);
 }
 
-fuse_entry_param EntryOf(fuse_req_t req, const Attr& attr) {
+bool Uncached(fuse_req_t req, const Caller& c, uint64_t ino) {
+  return AdapterOf(req).fs().Uncached(c, ino);
+}
+
+fuse_entry_param EntryOf(fuse_req_t req, const Attr& attr, bool uncached) {
   const CachePolicy& cache = AdapterOf(req).cache();
   fuse_entry_param e{};
   e.ino = attr.ino;
   e.generation = attr.generation;
   attr.ToStat(&e.attr);
-  e.attr_timeout = cache.attr_timeout;
-  e.entry_timeout = cache.entry_timeout;
+  e.attr_timeout = uncached ? 0.0 : cache.attr_timeout;
+  e.entry_timeout = uncached ? 0.0 : cache.entry_timeout;
   return e;
 }
 
-void ReplyEntry(fuse_req_t req, const Result<Attr>& attr) {
+void ReplyEntry(fuse_req_t req, const Caller& c, uint64_t parent, const Result<Attr>& attr) {
   if (!attr.ok()) return ReplyErr(req, attr.status());
-  fuse_entry_param e = EntryOf(req, *attr);
+  const bool uncached = Uncached(req, c, attr->ino) || Uncached(req, c, parent);
+  fuse_entry_param e = EntryOf(req, *attr, uncached);
+  Filesystem& fs = AdapterOf(req).fs();  // `req` is freed by the reply
   // The engine counted a lookup reference; a kernel that never got the reply
   // (interrupted request, unmounted) will never forget it.
-  if (fuse_reply_entry(req, &e) != 0) AdapterOf(req).fs().Forget(attr->ino, 1);
+  if (fuse_reply_entry(req, &e) != 0) fs.Forget(attr->ino, 1);
 }
 
-void ReplyAttr(fuse_req_t req, const Result<Attr>& attr) {
+void ReplyAttr(fuse_req_t req, const Caller& c, const Result<Attr>& attr) {
   if (!attr.ok()) return ReplyErr(req, attr.status());
   struct stat st {};
   attr->ToStat(&st);
-  fuse_reply_attr(req, &st, AdapterOf(req).cache().attr_timeout);
+  const double timeout = Uncached(req, c, attr->ino) ? 0.0 : AdapterOf(req).cache().attr_timeout;
+  fuse_reply_attr(req, &st, timeout);
 }
 
 char* ThreadBuffer(size_t size) {

@@ -7,10 +7,15 @@
 // becomes an errno (Status::ToErrno) on its way to the kernel.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "fuse/filesystem.h"
 #include "fuse/ll_fuse.h"
+#include "fuse/ll_invalidator.h"
 #include "fuse/ll_locks.h"
 #include "kvstore/status.h"
 
@@ -18,7 +23,8 @@ namespace dbfs::fuse {
 
 // Kernel cache policy. Changes only reach the volume through this mount, so
 // the kernel may cache entries and attributes for a while (see
-// docs/ARCHITECTURE.md); explicit transactions will bypass these caches.
+// docs/ARCHITECTURE.md section 7). Replies that Filesystem::Uncached marks
+// (explicit transactions) get zero timeouts and direct I/O instead.
 struct CachePolicy {
   double entry_timeout = 1.0;  // seconds the kernel trusts a name -> inode
   double attr_timeout = 1.0;   // seconds the kernel trusts attributes
@@ -33,11 +39,13 @@ class Adapter {
 
   Filesystem& fs() { return *fs_; }
   LockTable& locks() { return locks_; }
+  Invalidator& invalidator() { return invalidator_; }
   const CachePolicy& cache() const { return cache_; }
 
  private:
   Filesystem* fs_;
   LockTable locks_;
+  Invalidator invalidator_;
   CachePolicy cache_;
 };
 
@@ -50,12 +58,17 @@ Caller CallerOf(fuse_req_t req);
 // engine's own machinery (EIO and the like) are also logged.
 void ReplyErr(fuse_req_t req, const Status& status);
 
-// fuse_entry_param for `attr` with the adapter's timeouts.
-fuse_entry_param EntryOf(fuse_req_t req, const Attr& attr);
-// For results that counted a kernel lookup reference (Lookup, Mknod, ...):
-// the reference is dropped again if the reply cannot be delivered.
-void ReplyEntry(fuse_req_t req, const Result<Attr>& attr);
-void ReplyAttr(fuse_req_t req, const Result<Attr>& attr);
+// Whether what the kernel learns from this reply about `ino` must not be
+// cached (the caller is in an explicit transaction, or one touched `ino`).
+bool Uncached(fuse_req_t req, const Caller& c, uint64_t ino);
+
+// fuse_entry_param for `attr`: the adapter's timeouts, or zero if `uncached`.
+fuse_entry_param EntryOf(fuse_req_t req, const Attr& attr, bool uncached);
+// For results that counted a kernel lookup reference (Lookup, Mknod, ...) of
+// a name in `parent`: the reference is dropped again if the reply cannot be
+// delivered.
+void ReplyEntry(fuse_req_t req, const Caller& c, uint64_t parent, const Result<Attr>& attr);
+void ReplyAttr(fuse_req_t req, const Caller& c, const Result<Attr>& attr);
 
 // A per-thread scratch buffer of at least `size` bytes, reused across requests
 // of the thread (read data, directory listings): no heap churn per request.

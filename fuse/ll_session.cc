@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -58,22 +59,45 @@ Status ParseSeconds(std::string_view key, std::string_view value, double* out) {
   return Status::Ok();
 }
 
+// A non-negative integer, with an optional binary suffix k, m, g or t when
+// `suffixes`.
+Status ParseUint(std::string_view key, std::string_view value, bool suffixes, uint64_t* out) {
+  uint64_t v = 0;
+  const char* end = value.data() + value.size();
+  auto [p, ec] = std::from_chars(value.data(), end, v);
+  int shift = 0;
+  if (ec == std::errc() && suffixes && p + 1 == end) {
+    const std::string_view units = "kmgt";
+    const size_t u = units.find(static_cast<char>(*p | 0x20));
+    if (u != std::string_view::npos) {
+      shift = 10 * static_cast<int>(u + 1);
+      ++p;
+    }
+  }
+  if (ec != std::errc() || p != end || (shift > 0 && v > (UINT64_MAX >> shift))) {
+    return Status::Invalid(fmt::format("mount option '{}': '{}' is not a valid {}", key, value,
+                                       suffixes ? "size (e.g. 512m, 4g)" : "whole number"));
+  }
+  *out = v << shift;
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------- checks
 
 Status CheckDirectory(std::string_view what, std::string* path) {
   if (path->empty()) return Status::Invalid(fmt::format("no {} given", what));
+  auto fail = [&](int err) {
+    Status s = Status::FromErrno(err, fmt::format("{} {}", what, *path));
+    if (err != ENOTCONN) return s;
+    return Status(s.code(), s.message() + " (a dead DBFS mount? run fusermount3 -u " + *path + ")",
+                  err);
+  };
   char* real = realpath(path->c_str(), nullptr);
-  if (real == nullptr) {
-    const int err = errno;
-    std::string msg = fmt::format("{} {}", what, *path);
-    if (err == ENOTCONN) msg += " (a dead FUSE mount? try fusermount3 -u)";
-    return Status::FromErrno(err, msg);
-  }
+  if (real == nullptr) return fail(errno);
   std::string abs(real);
   free(real);
   struct stat st {};
-  if (stat(abs.c_str(), &st) != 0)
-    return Status::FromErrno(errno, fmt::format("{} {}", what, *path));
+  if (stat(abs.c_str(), &st) != 0) return fail(errno);
   if (!S_ISDIR(st.st_mode)) {
     return Status(Code::kNotDir, fmt::format("{} {}: not a directory", what, *path));
   }
@@ -320,6 +344,26 @@ struct SessionDeleter {
 };
 using SessionPtr = std::unique_ptr<fuse_session, SessionDeleter>;
 
+// For its lifetime, the engine drops kernel caches (transaction boundaries)
+// through the adapter's Invalidator on session `se`.
+class InvalidationScope {
+ public:
+  InvalidationScope(Adapter* adapter, fuse_session* se) : adapter_(adapter) {
+    Invalidator* inv = &adapter_->invalidator();
+    inv->Attach(se);
+    adapter_->fs().SetInvalidator([inv](uint64_t ino, bool sync) { inv->Invalidate(ino, sync); });
+  }
+  ~InvalidationScope() {
+    adapter_->fs().SetInvalidator(nullptr);
+    adapter_->invalidator().Detach();
+  }
+  InvalidationScope(const InvalidationScope&) = delete;
+  InvalidationScope& operator=(const InvalidationScope&) = delete;
+
+ private:
+  Adapter* adapter_;
+};
+
 struct LoopConfigDeleter {
   void operator()(fuse_loop_config* c) const { fuse_loop_cfg_destroy(c); }
 };
@@ -337,6 +381,8 @@ Status ServeSession(const MountOptions& o, Adapter* adapter, const ReadyCallback
   // Declared after the session, so destroyed before it.
   ShutdownSignals signals(se.get(), &adapter->locks());
   DBFS_RETURN_IF_ERROR(signals.status());
+  // Ends (after the unmount below) before the session is destroyed.
+  InvalidationScope invalidation(adapter, se.get());
   if (fuse_session_mount(se.get(), o.mountpoint.c_str()) != 0) {
     return Status::IOError(fmt::format("cannot mount on {}: {}", o.mountpoint, LastFuseError()));
   }
@@ -476,10 +522,15 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(ParseSeconds(key, value, &out->cache.entry_timeout));
     } else if (key == "attr_timeout" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseSeconds(key, value, &out->cache.attr_timeout));
+    } else if (key == "tx_timeout" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &out->fs.tx_timeout_s));
+    } else if (key == "tx_max_bytes" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/true, &out->fs.tx_max_bytes));
     } else {
       return Status::Invalid(
           fmt::format("unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
-                      "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=)",
+                      "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, "
+                      "tx_timeout=, tx_max_bytes=)",
                       item));
     }
   }

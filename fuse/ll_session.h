@@ -22,7 +22,7 @@ struct MountOptions {
   std::string mountpoint;   // mount point directory (made absolute by CheckMountTarget)
   bool foreground = false;  // -f: stay attached, log to stderr
   bool debug = false;       // -d: libfuse request tracing; implies foreground
-  FsOptions fs;             // -o sync, -o noatime, -o log_level=
+  FsOptions fs;             // -o sync, noatime, log_level=, tx_timeout=, tx_max_bytes=
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool allow_other = false;         // -o allow_other
   bool default_permissions = true;  // kernel mode checks (-o no_default_permissions: off)
@@ -31,7 +31,8 @@ struct MountOptions {
 
 // Applies one -o argument ("opt,opt=value,...") to `out`. Ours: sync, noatime,
 // log_level=trace|debug|info|warn|error, allow_other, default_permissions,
-// no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS.
+// no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
+// tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed).
 // Ignored (mount(8) passes them): rw, dev, nodev, suid, nosuid, exec, noexec,
 // auto, noauto, user, nouser, _netdev, defaults, nofail, x-*. Anything else
 // is an Invalid status naming the option.

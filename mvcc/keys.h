@@ -24,6 +24,8 @@
 namespace dbfs::mvcc {
 
 using Csn = uint64_t;
+// A snapshot that sees every committed version.
+inline constexpr Csn kMaxCsn = ~Csn{0};
 
 enum class Table : uint8_t {
   kInodes = 0,

@@ -1,29 +1,87 @@
 // dbfs — the user's tool for a mounted DBFS volume.
-//   dbfs stats --mount MNT     counters of the running daemon
-//   dbfs version
-#include <sys/xattr.h>
+//   dbfs tx run [--mount MNT] [--isolation serializable|snapshot] [--retries N] [--durable] -- CMD...
+//   eval "$(dbfs tx begin)"; ...; dbfs tx commit | dbfs tx abort;  dbfs tx status
+//   dbfs stats [--mount MNT]
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "fuse/filesystem.h"
+#include "tools/lib/control.h"
 
 namespace {
 
-int Stats(const std::string& mount) {
-  const std::string name(dbfs::kStatsXattr);
-  std::string buf(64 * 1024, '\0');
-  ssize_t n = getxattr(mount.c_str(), name.c_str(), buf.data(), buf.size());
-  if (n < 0) {
-    std::fprintf(stderr, "dbfs stats: %s: %s (is it a DBFS mount?)\n", mount.c_str(),
-                 std::strerror(errno));
-    return 1;
+constexpr int kExitConflict = 75;  // EX_TEMPFAIL: the commit lost a conflict
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "dbfs: %s\n", what.c_str());
+  return 1;
+}
+
+std::string MountOrDefault(const std::string& mount) {
+  if (!mount.empty()) return mount;
+  auto m = dbfs::FindDbfsMount(".");
+  return m.ok() ? *m : std::string();
+}
+
+// Runs argv in a child bound to a new transaction; commits if it exits 0.
+int TxRun(const std::string& mount, const std::string& isolation, int retries, bool durable,
+          const std::vector<std::string>& cmd) {
+  std::vector<char*> argv;
+  for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (int attempt = 0;; ++attempt) {
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0) return Fail("pipe failed");
+    pid_t child = fork();
+    if (child < 0) return Fail("fork failed");
+    if (child == 0) {
+      // Wait until the parent has bound the transaction to this pid.
+      close(go[1]);
+      char b;
+      if (read(go[0], &b, 1) != 1) _exit(127);
+      execvp(argv[0], argv.data());
+      std::fprintf(stderr, "dbfs: cannot run %s: %s\n", argv[0], strerror(errno));
+      _exit(127);
+    }
+    close(go[0]);
+    auto id = dbfs::ControlRequest(mount, "dbfs.tx.begin:" + std::to_string(child) + ":" + isolation);
+    if (!id.ok()) {
+      kill(child, SIGKILL);
+      close(go[1]);
+      waitpid(child, nullptr, 0);
+      return Fail("cannot begin a transaction on " + mount + ": " + id.status().ToString());
+    }
+    if (write(go[1], "g", 1) != 1) {
+      kill(child, SIGKILL);
+    }
+    close(go[1]);
+    int st = 0;
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    }
+    const bool success = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (!success) {
+      auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + *id);
+      if (!r.ok()) std::fprintf(stderr, "dbfs: abort failed: %s\n", r.status().ToString().c_str());
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + *id + (durable ? ":durable" : ""));
+    if (!r.ok()) return Fail("commit failed: " + r.status().ToString());
+    if (r->rfind("ok", 0) == 0) return 0;
+    if (r->rfind("conflict ", 0) == 0) {
+      if (attempt < retries) continue;
+      std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
+      return kExitConflict;
+    }
+    return Fail("unexpected commit reply: " + *r);
   }
-  std::fwrite(buf.data(), 1, static_cast<size_t>(n), stdout);
-  return 0;
 }
 
 }  // namespace
@@ -31,14 +89,79 @@ int Stats(const std::string& mount) {
 int main(int argc, char** argv) {
   CLI::App app{"dbfs: work with a mounted DBFS volume"};
   app.require_subcommand(1);
-  std::string mount = ".";
+  std::string mount;
+
   auto* stats = app.add_subcommand("stats", "show the daemon's counters (commits, syncs, WAL, GC)");
-  stats->add_option("--mount,-m", mount, "DBFS mount point (default: current directory)");
+  stats->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+
+  auto* tx = app.add_subcommand("tx", "multi-file transactions");
+  tx->require_subcommand(1);
+  std::string isolation = "serializable";
+  int retries = 0;
+  bool durable = false;
+  std::vector<std::string> cmd;
+  auto* run = tx->add_subcommand("run", "run CMD and its children as one transaction");
+  run->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+  run->add_option("--isolation", isolation, "serializable (default) or snapshot")
+      ->check(CLI::IsMember({"serializable", "snapshot"}));
+  run->add_option("--retries", retries, "re-run CMD up to N times after a conflict")->check(CLI::NonNegativeNumber);
+  run->add_flag("--durable", durable, "make the commit durable before returning");
+  run->add_option("CMD", cmd, "command and arguments (after --)")->required();
+  std::string id;
+  auto* begin = tx->add_subcommand("begin", "bind the calling shell to a new transaction: eval \"$(dbfs tx begin)\"");
+  begin->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+  begin->add_option("--isolation", isolation, "serializable (default) or snapshot")
+      ->check(CLI::IsMember({"serializable", "snapshot"}));
+  auto* commit = tx->add_subcommand("commit", "commit the shell's transaction ($DBFS_TX)");
+  commit->add_option("--mount,-m", mount, "DBFS mount point");
+  commit->add_option("--id", id, "transaction id (default: $DBFS_TX)");
+  commit->add_flag("--durable", durable, "make the commit durable before returning");
+  auto* abort_cmd = tx->add_subcommand("abort", "roll back the shell's transaction ($DBFS_TX)");
+  abort_cmd->add_option("--mount,-m", mount, "DBFS mount point");
+  abort_cmd->add_option("--id", id, "transaction id (default: $DBFS_TX)");
+  auto* status = tx->add_subcommand("status", "list the open transactions of a mount");
+  status->add_option("--mount,-m", mount, "DBFS mount point");
+
   auto* version = app.add_subcommand("version", "print the version");
   CLI11_PARSE(app, argc, argv);
-  if (*stats) return Stats(mount);
+
   if (*version) {
     std::printf("dbfs 0.1.0 (format 1)\n");
+    return 0;
+  }
+  if (mount.empty() && getenv("DBFS_TX_MOUNT") && (*commit || *abort_cmd)) mount = getenv("DBFS_TX_MOUNT");
+  mount = MountOrDefault(mount);
+  if (mount.empty()) return Fail("not inside a DBFS mount; use --mount MNT");
+  auto request = [&](const std::string& c) -> int {
+    auto r = dbfs::ControlRequest(mount, c);
+    if (!r.ok()) return Fail(r.status().ToString());
+    std::fwrite(r->data(), 1, r->size(), stdout);
+    return 0;
+  };
+  if (*stats) return request(std::string(dbfs::kStatsXattr));
+  if (*status) return request("dbfs.tx.status");
+  if (*run) return TxRun(mount, isolation, retries, durable, cmd);
+  if (*begin) {
+    // The transaction belongs to the shell that evals our output: our parent.
+    auto r = dbfs::ControlRequest(mount, "dbfs.tx.begin:" + std::to_string(getppid()) + ":" + isolation);
+    if (!r.ok()) return Fail("cannot begin: " + r.status().ToString());
+    std::printf("export DBFS_TX=%s DBFS_TX_MOUNT='%s'\n", r->c_str(), mount.c_str());
+    return 0;
+  }
+  if (id.empty() && getenv("DBFS_TX")) id = getenv("DBFS_TX");
+  if (id.empty()) return Fail("no transaction: give --id or run eval \"$(dbfs tx begin)\" first");
+  if (*commit) {
+    auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + id + (durable ? ":durable" : ""));
+    if (!r.ok()) return Fail("commit failed: " + r.status().ToString());
+    if (r->rfind("conflict ", 0) == 0) {
+      std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
+      return kExitConflict;
+    }
+    return 0;
+  }
+  if (*abort_cmd) {
+    auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + id);
+    if (!r.ok()) return Fail("abort failed: " + r.status().ToString());
     return 0;
   }
   return 16;

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   app.add_option("-o", option_lists,
                  "Mount options, comma-separated, repeatable: sync, noatime, "
                  "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
-                 "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS "
+                 "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS, "
+                 "tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t] "
                  "(generic mount(8) options such as rw,nosuid,nodev are ignored)")
       ->allow_extra_args(false);
   app.add_flag("-f,--foreground", foreground, "Stay in the foreground, log to stderr");

@@ -38,6 +38,17 @@ class Transaction {
   mvcc::Store* store() const { return store_; }
 
   Result<std::optional<std::string>> Get(Table t, std::string_view key);
+  // A read that is not part of the read set (structural reads whose
+  // conflicts are handled another way, e.g. a parent directory's record).
+  Result<std::optional<std::string>> GetUntracked(Table t, std::string_view key);
+  // `key` is merged at commit (its final value computed against the latest
+  // committed state), so it takes no part in write-write validation.
+  void MergeAtCommit(Table t, std::string key) { merged_[static_cast<int>(t)].insert(std::move(key)); }
+  void ValidateAtCommit(Table t, std::string_view key) {
+    auto& m = merged_[static_cast<int>(t)];
+    auto it = m.find(key);
+    if (it != m.end()) m.erase(it);
+  }
   // Live keys in [begin, end), this transaction's writes included.
   Status Scan(Table t, std::string_view begin, std::string_view end,
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
@@ -53,6 +64,10 @@ class Transaction {
 
   // Records every key and range read from the store (serializable).
   void TrackReads() { track_reads_ = true; }
+  // Tells validation that a change of a key between two values is benign
+  // (not a conflict), e.g. an inode record that differs only in atime.
+  using BenignChange = std::function<bool(Table, std::string_view before, std::string_view after)>;
+  void SetBenignChange(BenignChange f) { benign_ = std::move(f); }
 
   bool empty() const;
   size_t write_count() const;
@@ -82,6 +97,8 @@ class Transaction {
   std::set<std::string, std::less<>> read_keys_[mvcc::kNumTables];
   std::vector<std::pair<std::string, std::string>> read_ranges_[mvcc::kNumTables];
   std::optional<ConflictKey> conflict_;
+  std::set<std::string, std::less<>> merged_[mvcc::kNumTables];
+  BenignChange benign_;
   uint64_t data_bytes_ = 0;
 };
 

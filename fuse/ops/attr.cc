@@ -8,7 +8,8 @@ namespace dbfs::fuse::ops {
 
 void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   (void)fi;
-  ReplyAttr(req, AdapterOf(req).fs().GetAttr(ino));
+  const Caller c = CallerOf(req);
+  ReplyAttr(req, c, AdapterOf(req).fs().GetAttr(c, ino));
 }
 
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
@@ -45,7 +46,8 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
   in.atime = attr->st_atim;
   in.mtime = attr->st_mtim;
   in.ctime = attr->st_ctim;
-  ReplyAttr(req, AdapterOf(req).fs().SetAttr(CallerOf(req), ino, in));
+  const Caller c = CallerOf(req);
+  ReplyAttr(req, c, AdapterOf(req).fs().SetAttr(c, ino, in));
 }
 
 void Access(fuse_req_t req, fuse_ino_t ino, int mask) {

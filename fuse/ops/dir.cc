@@ -13,8 +13,11 @@ bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; 
 
 // Lists the handle's entries from index `off` on; an entry's offset is its
 // index + 1 (where the next call resumes).
-void ReadDirCommon(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+                   bool plus) {
   Adapter& a = AdapterOf(req);
+  const Caller c = CallerOf(req);
+  const bool dir_uncached = plus && a.fs().Uncached(c, ino);
   const std::vector<DirEntry>* entries = a.fs().DirEntries(fi->fh);
   if (entries == nullptr) return ReplyErr(req, Status(Code::kBadFd, "unknown directory handle"));
   if (off < 0) return ReplyErr(req, Status::Invalid("negative directory offset"));
@@ -45,14 +48,14 @@ void ReadDirCommon(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, b
     }
     const size_t need = fuse_add_direntry_plus(req, nullptr, 0, d.name.c_str(), nullptr, 0);
     if (need > room) break;
-    Result<Attr> attr = a.fs().GetAttr(d.ino);
+    Result<Attr> attr = a.fs().GetAttr(c, d.ino);
     if (!attr.ok()) {
       // Removed since OpenDir took the listing: not an error, just gone.
       if (attr.status().code() == Code::kNotFound) continue;
       if (used == 0) return ReplyErr(req, attr.status());
       break;  // return what we have; the next call reports the error
     }
-    fuse_entry_param e = EntryOf(req, *attr);
+    fuse_entry_param e = EntryOf(req, *attr, dir_uncached || a.fs().Uncached(c, d.ino));
     fuse_add_direntry_plus(req, buf + used, room, d.name.c_str(), &e, next);
     used += need;
     // The kernel will hold a lookup reference for every entry it receives.
@@ -72,13 +75,11 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  (void)ino;
-  ReadDirCommon(req, size, off, fi, /*plus=*/false);
+  ReadDirCommon(req, ino, size, off, fi, /*plus=*/false);
 }
 
 void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  (void)ino;
-  ReadDirCommon(req, size, off, fi, /*plus=*/true);
+  ReadDirCommon(req, ino, size, off, fi, /*plus=*/true);
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -86,7 +87,7 @@ void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-  ReplyErr(req, AdapterOf(req).fs().FsyncDir(ino, fi->fh, datasync != 0));
+  ReplyErr(req, AdapterOf(req).fs().FsyncDir(CallerOf(req), ino, fi->fh, datasync != 0));
 }
 
 }  // namespace dbfs::fuse::ops

@@ -11,26 +11,61 @@ namespace {
 
 bool BadOffset(off_t off) { return off < 0; }
 
+// Page-cache policy of a new handle; returns whether it bypasses the caches.
+// Normally the kernel keeps the file's pages across opens: every change comes
+// through this mount and updates or invalidates them (docs/ARCHITECTURE.md
+// section 7). A file seen from inside an explicit transaction, or touched by
+// one, uses direct I/O: uncommitted data must never enter the shared cache.
+bool SetCacheMode(fuse_req_t req, const Caller& c, uint64_t ino, fuse_file_info* fi) {
+  const bool uncached = Uncached(req, c, ino);
+  fi->direct_io = uncached;
+  fi->keep_cache = !uncached;
+  return uncached;
+}
+
+// A descriptor opened before its process entered a transaction still goes
+// through the page cache, which then holds the transaction's private data
+// (read or written through it): have the kernel drop those pages right after
+// the reply (queued: the kernel holds the pages locked until it has our
+// reply). Decide before replying; the reply frees `req`.
+class ForgetCachedPagesAfterReply {
+ public:
+  ForgetCachedPagesAfterReply(fuse_req_t req, const Caller& c, uint64_t ino)
+      : invalidator_(Uncached(req, c, ino) ? &AdapterOf(req).invalidator() : nullptr), ino_(ino) {}
+  ~ForgetCachedPagesAfterReply() {
+    if (invalidator_ != nullptr) invalidator_->Invalidate(ino_, /*sync=*/false);
+  }
+  ForgetCachedPagesAfterReply(const ForgetCachedPagesAfterReply&) = delete;
+  ForgetCachedPagesAfterReply& operator=(const ForgetCachedPagesAfterReply&) = delete;
+
+ private:
+  Invalidator* invalidator_;
+  uint64_t ino_;
+};
+
 }  // namespace
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Result<uint64_t> fh = AdapterOf(req).fs().Open(CallerOf(req), ino, fi->flags);
+  Filesystem& fs = AdapterOf(req).fs();  // `req` is freed by the reply
+  const Caller c = CallerOf(req);
+  Result<uint64_t> fh = fs.Open(c, ino, fi->flags);
   if (!fh.ok()) return ReplyErr(req, fh.status());
   fi->fh = *fh;
-  // keep_cache stays 0: the page cache of the file is dropped on open, so a
-  // reader never sees data older than its open (docs/ARCHITECTURE.md).
+  SetCacheMode(req, c, ino, fi);
   if (fuse_reply_open(req, fi) != 0) {
     // The kernel never got the handle, so it will never release it.
-    AdapterOf(req).fs().Release(ino, *fh).IgnoreError();
+    fs.Release(ino, *fh).IgnoreError();
   }
 }
 
 void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  Filesystem& fs = AdapterOf(req).fs();
-  Result<Filesystem::Created> r = fs.Create(CallerOf(req), parent, name, mode, fi->flags);
+  Filesystem& fs = AdapterOf(req).fs();  // `req` is freed by the reply
+  const Caller c = CallerOf(req);
+  Result<Filesystem::Created> r = fs.Create(c, parent, name, mode, fi->flags);
   if (!r.ok()) return ReplyErr(req, r.status());
   fi->fh = r->fh;
-  fuse_entry_param e = EntryOf(req, r->attr);
+  const bool uncached = SetCacheMode(req, c, r->attr.ino, fi) || Uncached(req, c, parent);
+  fuse_entry_param e = EntryOf(req, r->attr, uncached);
   if (fuse_reply_create(req, &e, fi) != 0) {
     // Undelivered: the kernel holds neither the handle nor the reference.
     fs.Release(r->attr.ino, r->fh).IgnoreError();
@@ -41,17 +76,22 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
 void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   if (BadOffset(off)) return ReplyErr(req, Status::Invalid("negative offset"));
   char* buf = ThreadBuffer(size);
-  Result<size_t> n = AdapterOf(req).fs().Read(ino, fi->fh, static_cast<uint64_t>(off), size, buf);
+  const Caller c = CallerOf(req);
+  Result<size_t> n =
+      AdapterOf(req).fs().Read(c, ino, fi->fh, static_cast<uint64_t>(off), size, buf);
   if (!n.ok()) return ReplyErr(req, n.status());
+  ForgetCachedPagesAfterReply forget(req, c, ino);
   fuse_reply_buf(req, buf, *n);
 }
 
 void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
            fuse_file_info* fi) {
   if (BadOffset(off)) return ReplyErr(req, Status::Invalid("negative offset"));
+  const Caller c = CallerOf(req);
   Result<size_t> n =
-      AdapterOf(req).fs().Write(CallerOf(req), ino, fi->fh, static_cast<uint64_t>(off), buf, size);
+      AdapterOf(req).fs().Write(c, ino, fi->fh, static_cast<uint64_t>(off), buf, size);
   if (!n.ok()) return ReplyErr(req, n.status());
+  ForgetCachedPagesAfterReply forget(req, c, ino);
   fuse_reply_write(req, *n);
 }
 
@@ -71,7 +111,7 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-  ReplyErr(req, AdapterOf(req).fs().Fsync(ino, fi->fh, datasync != 0));
+  ReplyErr(req, AdapterOf(req).fs().Fsync(CallerOf(req), ino, fi->fh, datasync != 0));
 }
 
 void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
@@ -87,7 +127,8 @@ void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info
   if ((whence != SEEK_DATA && whence != SEEK_HOLE) || BadOffset(off)) {
     return ReplyErr(req, Status::Invalid("bad lseek"));
   }
-  Result<uint64_t> r = AdapterOf(req).fs().Lseek(ino, fi->fh, static_cast<uint64_t>(off), whence);
+  Result<uint64_t> r =
+      AdapterOf(req).fs().Lseek(CallerOf(req), ino, fi->fh, static_cast<uint64_t>(off), whence);
   if (!r.ok()) return ReplyErr(req, r.status());
   fuse_reply_lseek(req, static_cast<off_t>(*r));
 }

@@ -5,7 +5,8 @@
 namespace dbfs::fuse::ops {
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  ReplyEntry(req, AdapterOf(req).fs().Lookup(CallerOf(req), parent, name));
+  const Caller c = CallerOf(req);
+  ReplyEntry(req, c, parent, AdapterOf(req).fs().Lookup(c, parent, name));
 }
 
 void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {

@@ -5,18 +5,20 @@
 namespace dbfs::fuse::ops {
 
 void Readlink(fuse_req_t req, fuse_ino_t ino) {
-  Result<std::string> r = AdapterOf(req).fs().Readlink(ino);
+  Result<std::string> r = AdapterOf(req).fs().Readlink(CallerOf(req), ino);
   if (!r.ok()) return ReplyErr(req, r.status());
   fuse_reply_readlink(req, r->c_str());
 }
 
 void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  ReplyEntry(req, AdapterOf(req).fs().Mknod(CallerOf(req), parent, name, mode, rdev));
+  const Caller c = CallerOf(req);
+  ReplyEntry(req, c, parent, AdapterOf(req).fs().Mknod(c, parent, name, mode, rdev));
 }
 
 void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   // The kernel sends only the permission bits; the type is implied.
-  ReplyEntry(req, AdapterOf(req).fs().Mkdir(CallerOf(req), parent, name, S_IFDIR | (mode & 07777)));
+  const Caller c = CallerOf(req);
+  ReplyEntry(req, c, parent, AdapterOf(req).fs().Mkdir(c, parent, name, S_IFDIR | (mode & 07777)));
 }
 
 void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -28,7 +30,8 @@ void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  ReplyEntry(req, AdapterOf(req).fs().Symlink(CallerOf(req), parent, name, link));
+  const Caller c = CallerOf(req);
+  ReplyEntry(req, c, parent, AdapterOf(req).fs().Symlink(c, parent, name, link));
 }
 
 void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
@@ -37,7 +40,8 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
 }
 
 void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  ReplyEntry(req, AdapterOf(req).fs().Link(CallerOf(req), ino, newparent, newname));
+  const Caller c = CallerOf(req);
+  ReplyEntry(req, c, newparent, AdapterOf(req).fs().Link(c, ino, newparent, newname));
 }
 
 }  // namespace dbfs::fuse::ops

@@ -30,11 +30,11 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
 }
 
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  ReplySized(req, AdapterOf(req).fs().GetXattr(ino, name), size);
+  ReplySized(req, AdapterOf(req).fs().GetXattr(CallerOf(req), ino, name), size);
 }
 
 void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  ReplySized(req, AdapterOf(req).fs().ListXattr(ino), size);
+  ReplySized(req, AdapterOf(req).fs().ListXattr(CallerOf(req), ino), size);
 }
 
 void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {

@@ -58,7 +58,7 @@ class FilesystemTest : public ::testing::Test {
   }
   std::string ReadAll(uint64_t ino, uint64_t fh, size_t n) {
     std::string buf(n, '\0');
-    auto r = fs_->Read(ino, fh, 0, n, buf.data());
+    auto r = fs_->Read(caller_, ino, fh, 0, n, buf.data());
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     buf.resize(r.ok() ? *r : 0);
     return buf;
@@ -74,13 +74,13 @@ TEST_F(FilesystemTest, UnlinkedOpenFileLivesUntilReleaseThenIsReclaimed) {
   uint64_t ino = CreateFile("f", &fh);
   ASSERT_TRUE(fs_->Write(caller_, ino, fh, 0, "data", 4).ok());
   ASSERT_TRUE(fs_->Unlink(caller_, kRootIno, "f").ok());
-  EXPECT_EQ(fs_->GetAttr(ino)->nlink, 0u);
+  EXPECT_EQ(fs_->GetAttr(caller_, ino)->nlink, 0u);
   EXPECT_EQ(ReadAll(ino, fh, 4), "data");
   ASSERT_TRUE(fs_->Write(caller_, ino, fh, 4, "more", 4).ok());
   EXPECT_EQ(ReadAll(ino, fh, 8), "datamore");
   fs_->Forget(ino, 1);  // the kernel's lookup reference from Create
   ASSERT_TRUE(fs_->Release(ino, fh).ok());
-  EXPECT_EQ(fs_->GetAttr(ino).status().code(), Code::kNotFound);
+  EXPECT_EQ(fs_->GetAttr(caller_, ino).status().code(), Code::kNotFound);
   ExpectFsckClean();
 }
 
@@ -89,9 +89,9 @@ TEST_F(FilesystemTest, OrphanOfACrashedDaemonIsReclaimedAtMount) {
   uint64_t ino = CreateFile("f", &fh);
   ASSERT_TRUE(fs_->Write(caller_, ino, fh, 0, "data", 4).ok());
   ASSERT_TRUE(fs_->Unlink(caller_, kRootIno, "f").ok());
-  ASSERT_TRUE(fs_->SyncAll().ok());
+  ASSERT_TRUE(fs_->SyncAll(caller_).ok());
   Crash();
-  EXPECT_EQ(fs_->GetAttr(ino).status().code(), Code::kNotFound);
+  EXPECT_EQ(fs_->GetAttr(caller_, ino).status().code(), Code::kNotFound);
   ExpectFsckClean();
 }
 
@@ -101,7 +101,7 @@ TEST_F(FilesystemTest, CrashKeepsEverySyncedOperation) {
   ASSERT_TRUE(fs_->Write(caller_, ino, fh, 0, "hello", 5).ok());
   ASSERT_TRUE(fs_->Mkdir(caller_, kRootIno, "d", 0755).ok());
   ASSERT_TRUE(fs_->Rename(caller_, kRootIno, "a", kRootIno, "b", 0).ok());
-  ASSERT_TRUE(fs_->Fsync(ino, fh, false).ok());
+  ASSERT_TRUE(fs_->Fsync(caller_, ino, fh, false).ok());
   Crash();
   auto b = fs_->Lookup(caller_, kRootIno, "b");
   ASSERT_TRUE(b.ok());
@@ -140,7 +140,7 @@ TEST_F(FilesystemTest, RandomWritesMatchAModelThroughCompactionAndRemount) {
       model.resize(cut);
     }
   }
-  EXPECT_EQ(fs_->GetAttr(ino)->size, model.size());
+  EXPECT_EQ(fs_->GetAttr(caller_, ino)->size, model.size());
   EXPECT_EQ(ReadAll(ino, fh, model.size() + 100), model);
   ASSERT_TRUE(fs_->Release(ino, fh).ok());
   fs_->Forget(ino, 1);
@@ -157,22 +157,22 @@ TEST_F(FilesystemTest, HolesReadAsZerosAndSeekFindsData) {
   const uint64_t tib = uint64_t{1} << 40;
   ASSERT_TRUE(fs_->Write(caller_, ino, fh, tib - 1, "x", 1).ok());
   ASSERT_TRUE(fs_->Write(caller_, ino, fh, 5 << 20, "data", 4).ok());
-  auto a = fs_->GetAttr(ino);
+  auto a = fs_->GetAttr(caller_, ino);
   EXPECT_EQ(a->size, tib);
   EXPECT_LE(a->blocks, 2u);
-  EXPECT_EQ(*fs_->Lseek(ino, fh, 0, SEEK_DATA), uint64_t{5} << 20);
-  EXPECT_EQ(*fs_->Lseek(ino, fh, 0, SEEK_HOLE), 0u);
-  EXPECT_EQ(*fs_->Lseek(ino, fh, (5 << 20) + 1, SEEK_HOLE), (uint64_t{5} << 20) + 4);
-  EXPECT_EQ(*fs_->Lseek(ino, fh, (5 << 20) + 4, SEEK_DATA), tib - 1);
-  EXPECT_EQ(fs_->Lseek(ino, fh, tib, SEEK_DATA).status().ToErrno(), ENXIO);
+  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, 0, SEEK_DATA), uint64_t{5} << 20);
+  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, 0, SEEK_HOLE), 0u);
+  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, (5 << 20) + 1, SEEK_HOLE), (uint64_t{5} << 20) + 4);
+  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, (5 << 20) + 4, SEEK_DATA), tib - 1);
+  EXPECT_EQ(fs_->Lseek(caller_, ino, fh, tib, SEEK_DATA).status().ToErrno(), ENXIO);
   char buf[8];
-  ASSERT_EQ(*fs_->Read(ino, fh, (5 << 20) - 2, 8, buf), 8u);
+  ASSERT_EQ(*fs_->Read(caller_, ino, fh, (5 << 20) - 2, 8, buf), 8u);
   EXPECT_EQ(std::string(buf, 8), std::string("\0\0data\0\0", 8));
   // Punch the data out: zeros again, blocks released.
   ASSERT_TRUE(fs_->Fallocate(caller_, ino, fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5 << 20, 4).ok());
-  ASSERT_EQ(*fs_->Read(ino, fh, (5 << 20) - 2, 8, buf), 8u);
+  ASSERT_EQ(*fs_->Read(caller_, ino, fh, (5 << 20) - 2, 8, buf), 8u);
   EXPECT_EQ(std::string(buf, 8), std::string(8, '\0'));
-  EXPECT_EQ(fs_->GetAttr(ino)->size, tib);
+  EXPECT_EQ(fs_->GetAttr(caller_, ino)->size, tib);
   ASSERT_TRUE(fs_->Release(ino, fh).ok());
 }
 
@@ -184,7 +184,7 @@ TEST_F(FilesystemTest, CleanCloseLeavesNothingToReplay) {
   ASSERT_TRUE(fs_->Close().ok());
   fs_.reset();
   Open();
-  auto stats = fs_->GetXattr(kRootIno, kStatsXattr);
+  auto stats = fs_->GetXattr(caller_, kRootIno, kStatsXattr);
   ASSERT_TRUE(stats.ok());
   EXPECT_NE(stats->find("recovery_commits_replayed 0\n"), std::string::npos) << *stats;
 }

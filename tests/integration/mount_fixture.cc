@@ -263,14 +263,12 @@ std::string MountedVolume::Log(size_t max_bytes) const {
   return s;
 }
 
-::testing::AssertionResult MountedVolume::Mount() {
-  if (mounted_) return ::testing::AssertionFailure() << "already mounted";
-  if (plain_) {
-    mounted_ = true;
-    return ::testing::AssertionSuccess();
-  }
+pid_t MountedVolume::SpawnDaemon(std::string* error) {
   std::string bin = ToolPath("dbfs-mount");
-  if (bin.empty()) return ::testing::AssertionFailure() << "dbfs-mount not found in " << BinDir();
+  if (bin.empty()) {
+    *error = "dbfs-mount not found in " + BinDir();
+    return -1;
+  }
   std::vector<std::string> argv = {bin, volume_, mnt_, "-f"};
   if (!opts_.empty()) {
     argv.push_back("-o");
@@ -283,12 +281,16 @@ std::string MountedVolume::Log(size_t max_bytes) const {
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
   int logfd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (logfd < 0) return ::testing::AssertionFailure() << Errno("open log");
+  if (logfd < 0) {
+    *error = Errno("open log");
+    return -1;
+  }
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     close(logfd);
-    return ::testing::AssertionFailure() << Errno("fork");
+    *error = Errno("fork");
+    return -1;
   }
   if (pid == 0) {
     // If the test binary dies (e.g. ctest timeout), SIGTERM lets the daemon
@@ -304,6 +306,40 @@ std::string MountedVolume::Log(size_t max_bytes) const {
     _exit(127);
   }
   close(logfd);
+  return pid;
+}
+
+::testing::AssertionResult MountedVolume::KillDuringMount(milliseconds delay) {
+  if (plain_) return ::testing::AssertionSuccess();
+  if (mounted_) return ::testing::AssertionFailure() << "already mounted";
+  std::string err;
+  pid_t pid = SpawnDaemon(&err);
+  if (pid < 0) return ::testing::AssertionFailure() << err;
+  int status = 0;
+  // The delay is the randomized crash point, not a wait for a condition.
+  bool exited = WaitPid(pid, delay, &status);
+  if (!exited) {
+    AppendLog("[test] SIGKILL dbfs-mount pid " + std::to_string(pid) + " during start-up\n");
+    kill(pid, SIGKILL);
+    if (!WaitPid(pid, milliseconds(30000), &status)) {
+      return ::testing::AssertionFailure() << "daemon " << pid << " did not die after SIGKILL";
+    }
+  } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return ::testing::AssertionFailure() << "dbfs-mount failed during start-up (status " << status
+                                         << ")";
+  }
+  return ClearDeadMount();
+}
+
+::testing::AssertionResult MountedVolume::Mount() {
+  if (mounted_) return ::testing::AssertionFailure() << "already mounted";
+  if (plain_) {
+    mounted_ = true;
+    return ::testing::AssertionSuccess();
+  }
+  std::string err;
+  pid_t pid = SpawnDaemon(&err);
+  if (pid < 0) return ::testing::AssertionFailure() << err;
   pid_ = pid;
   int status = 0;
   bool exited = false;

@@ -75,6 +75,10 @@ class MountedVolume {
   // SIGKILLs the daemon and clears the dead mount (fusermount3 -u, then
   // umount -l as the last resort).
   ::testing::AssertionResult Kill9();
+  // Starts dbfs-mount and SIGKILLs it `delay` later, whether or not the mount
+  // is live by then (a crash during recovery or start-up), then clears any
+  // mount. Leaves the volume unmounted. No-op in plain-dir mode.
+  ::testing::AssertionResult KillDuringMount(std::chrono::milliseconds delay);
 
   // fsck.dbfs -n on the volume (which must not be mounted) exits 0. Succeeds
   // trivially in plain-dir mode or when fsck.dbfs is not built.
@@ -96,6 +100,8 @@ class MountedVolume {
  private:
   MountedVolume() = default;
   ::testing::AssertionResult ClearDeadMount();
+  // Forks and execs dbfs-mount -f; returns its pid or -1.
+  pid_t SpawnDaemon(std::string* error);
 
   bool plain_ = false;
   bool mounted_ = false;

@@ -419,5 +419,30 @@ TEST_F(PosixAttr, SetgidDirectoryInheritsGroup) {
   EXPECT_TRUE(sub.st_mode & S_ISGID) << "subdirectories of a setgid dir inherit S_ISGID";
 }
 
+class PosixNoatime : public MountTest {
+ protected:
+  std::string MountOptions() const override {
+    return MountedVolume::DefaultOptions() + ",noatime";
+  }
+};
+
+TEST_F(PosixNoatime, ReadDoesNotUpdateAtime) {
+  if (vol_->plain()) GTEST_SKIP() << "-o noatime is a DBFS mount option";
+  std::string f = path("f");
+  ASSERT_TRUE(WriteFile(f, "content"));
+  SetOldTimes(f, /*atime=*/1000000000, /*mtime=*/1100000000);
+  struct stat before = StatOf(f);
+  EXPECT_EQ("content", ReadFile(f));
+  ASSERT_TRUE(vol_->Remount());
+  EXPECT_EQ("content", ReadFile(f));
+  struct stat after = StatOf(f);
+  EXPECT_TRUE(TsEq(before.st_atim, after.st_atim)) << "atime changed under -o noatime: "
+                                                    << TsStr(after.st_atim);
+  // Explicit atime changes still work.
+  struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
+  ASSERT_SYS(utimensat(AT_FDCWD, f.c_str(), ts, 0));
+  EXPECT_TRUE(NearNow(StatOf(f).st_atim));
+}
+
 }  // namespace
 }  // namespace dbfs::testing

@@ -149,7 +149,7 @@ TEST_F(FsckTest, UnrecoveredVolumeIsCheckedAsRecoveryWouldLeaveIt) {
     Caller c;
     ASSERT_TRUE((*fs)->Mkdir(c, kRootIno, "new", 0755).ok());
     ASSERT_TRUE((*fs)->Rename(c, dir_ino_, "f", kRootIno, "moved", 0).ok());
-    ASSERT_TRUE((*fs)->SyncAll().ok());
+    ASSERT_TRUE((*fs)->SyncAll(c).ok());
     (*fs)->TEST_Abandon();  // crash: the overlay never reached LMDB
   }
   FsckReport r = Check();

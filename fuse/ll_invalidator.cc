@@ -1,0 +1,68 @@
+#include "fuse/ll_invalidator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace dbfs::fuse {
+
+void Invalidator::Attach(fuse_session* se) {
+  {
+    std::unique_lock<std::shared_mutex> g(session_mu_);
+    se_ = se;
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stop_ = false;
+  }
+  worker_ = std::thread([this] { Work(); });
+}
+
+void Invalidator::Detach() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stop_ = true;
+    queued_.clear();
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  std::unique_lock<std::shared_mutex> g(session_mu_);
+  se_ = nullptr;
+}
+
+void Invalidator::Invalidate(uint64_t ino, bool sync) {
+  if (sync) return Notify(ino);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (stop_) return;
+    queued_.insert(ino);
+  }
+  cv_.notify_one();
+}
+
+void Invalidator::Notify(uint64_t ino) {
+  std::shared_lock<std::shared_mutex> g(session_mu_);
+  if (se_ == nullptr) return;
+  // off 0, len 0: the attributes and every cached page of the inode.
+  const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
+  // ENOENT: the kernel does not know the inode, so it caches nothing of it.
+  if (rc != 0 && rc != -ENOENT) {
+    spdlog::debug("invalidating inode {} in the kernel failed: {}", ino, std::strerror(-rc));
+  }
+}
+
+void Invalidator::Work() {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [this] { return stop_ || !queued_.empty(); });
+    if (stop_) return;
+    const uint64_t ino = *queued_.begin();
+    queued_.erase(queued_.begin());
+    lk.unlock();
+    Notify(ino);
+    lk.lock();
+  }
+}
+
+}  // namespace dbfs::fuse

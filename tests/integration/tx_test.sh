@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Explicit transactions through the kernel with real processes: dbfs tx run,
+# begin/commit/abort, isolation (also through the kernel's caches), conflicts,
+# write skew, lost updates, and a daemon crash with open transactions.
+source "$(dirname "$0")/lib.sh"
+[ "$DBFS_PLAIN" = 1 ] && skip "transactions need a DBFS mount"
+dbfs_setup
+DBFS=$DBFS_BIN_DIR/dbfs
+SYNC=$T/sync   # rendezvous files live outside the mount
+mkdir -p "$SYNC"
+cd /
+
+# wait_file PATH: bounded wait for a rendezvous file.
+wait_file() { wait_until 20 test -e "$1" || die "timed out waiting for $1"; }
+
+log "1. all-or-nothing: a reader never sees half of a multi-file commit"
+for f in a b c d; do echo 0 > "$MNT/$f"; done
+(
+  set +e
+  torn=0
+  end=$((SECONDS + 20))
+  # Each commit writes the same increasing number to all four files. Reading
+  # them one after another can straddle commits, but with atomic commits the
+  # values read in order can only grow; a half-visible commit shows a newer
+  # value before an older one, in one of the two reading orders.
+  mono() { local prev=0 v; for v in "$@"; do [ "$v" -ge "$prev" ] || return 1; prev=$v; done; }
+  while [ ! -e "$SYNC/stop-reader" ] && ((SECONDS < end)); do
+    mono $(cat "$MNT/a" "$MNT/b" "$MNT/c" "$MNT/d") || torn=$((torn + 1))
+    mono $(cat "$MNT/d" "$MNT/c" "$MNT/b" "$MNT/a") || torn=$((torn + 1))
+  done
+  echo "$torn" > "$SYNC/torn"
+) &
+reader=$!
+for i in $(seq 1 40); do
+  "$DBFS" tx run --mount "$MNT" -- sh -c "for f in a b c d; do echo $i > $MNT/\$f; done" || die "tx $i failed"
+done
+touch "$SYNC/stop-reader"
+wait "$reader"
+[ "$(cat "$SYNC/torn")" = 0 ] || die "reader saw a half-committed transaction $(cat "$SYNC/torn") times"
+[ "$(cat "$MNT/a")" = 40 ] && [ "$(cat "$MNT/d")" = 40 ] || die "last commit not visible"
+
+log "2. rollback on failure leaves no trace"
+"$DBFS" tx run --mount "$MNT" -- sh -c "echo junk > $MNT/junk; mkdir $MNT/jdir; echo changed > $MNT/a; rm $MNT/b; exit 7" && die "failing CMD reported success"
+rc=$?
+[ "$rc" = 7 ] || die "exit status $rc, expected the command's 7"
+[ ! -e "$MNT/junk" ] && [ ! -e "$MNT/jdir" ] || die "rolled-back creations are visible"
+[ "$(cat "$MNT/a")" = 40 ] && [ -e "$MNT/b" ] || die "rolled-back changes are visible"
+
+log "3. isolation, including files and entries the kernel cached before the transaction"
+echo old > "$MNT/cached"
+cat "$MNT/cached" > /dev/null   # page cache + attributes of an outside reader
+stat "$MNT/victim" >/dev/null 2>&1 || echo v > "$MNT/victim"
+stat "$MNT/victim" > /dev/null  # dentry cached outside
+"$DBFS" tx run --mount "$MNT" -- sh -c "
+  echo new-content > $MNT/cached
+  echo created > $MNT/fresh
+  rm $MNT/victim
+  mv $MNT/c $MNT/c-renamed
+  # own writes are visible inside
+  [ \"\$(cat $MNT/cached)\" = new-content ] || exit 41
+  [ -e $MNT/fresh ] || exit 42
+  [ ! -e $MNT/victim ] || exit 43
+  ls $MNT | grep -qx c-renamed || exit 44
+  ls $MNT | grep -qx victim && exit 45
+  [ \"\$(stat -c %s $MNT/cached)\" = 12 ] || exit 46
+  touch $SYNC/tx3-ready
+  while [ ! -e $SYNC/tx3-go ]; do sleep 0.02; done
+" &
+txpid=$!
+wait_file "$SYNC/tx3-ready"
+[ "$(cat "$MNT/cached")" = old ] || die "outside reader sees uncommitted content"
+[ "$(stat -c %s "$MNT/cached")" = 4 ] || die "outside stat sees uncommitted size"
+[ ! -e "$MNT/fresh" ] || die "outside sees an uncommitted creation"
+[ -e "$MNT/victim" ] || die "outside misses a file deleted by an open transaction"
+[ -e "$MNT/c" ] && [ ! -e "$MNT/c-renamed" ] || die "outside sees an uncommitted rename"
+ls "$MNT" | grep -qx fresh && die "readdir outside shows an uncommitted entry"
+touch "$SYNC/tx3-go"
+wait "$txpid" || die "transaction 3 failed inside (exit $?)"
+[ "$(cat "$MNT/cached")" = new-content ] || die "committed content not visible right after commit"
+[ -e "$MNT/fresh" ] && [ ! -e "$MNT/victim" ] && [ -e "$MNT/c-renamed" ] || die "committed namespace changes not visible"
+
+log "4. write-write conflict: exactly one of two commits wins, the other exits 75"
+echo base > "$MNT/ww"
+run_ww() {
+  local rc=0
+  "$DBFS" tx run --mount "$MNT" -- sh -c "echo $1 > $MNT/ww; touch $SYNC/ww-$1; while [ ! -e $SYNC/ww-go-$1 ]; do sleep 0.02; done" \
+    2> "$SYNC/ww-$1.err" || rc=$?
+  echo "${rc:-0}" > "$SYNC/ww-$1.rc"
+}
+run_ww one &
+p1=$!
+run_ww two &
+p2=$!
+wait_file "$SYNC/ww-one"
+wait_file "$SYNC/ww-two"
+touch "$SYNC/ww-go-one"
+wait "$p1"
+touch "$SYNC/ww-go-two"
+wait "$p2"
+[ "$(cat "$SYNC/ww-one.rc")" = 0 ] || die "first committer did not win"
+[ "$(cat "$SYNC/ww-two.rc")" = 75 ] || die "second committer exit $(cat "$SYNC/ww-two.rc"), expected 75"
+grep -q "conflict on /ww" "$SYNC/ww-two.err" || die "conflict message does not name the path: $(cat "$SYNC/ww-two.err")"
+[ "$(cat "$MNT/ww")" = one ] || die "loser's write is visible"
+
+log "5. write skew: serializable aborts one, snapshot commits both"
+skew() {  # $1 isolation, $2 name of the file to write
+  local rc=0
+  "$DBFS" tx run --mount "$MNT" --isolation "$1" -- sh -c "cat $MNT/x $MNT/y > /dev/null; echo $2 > $MNT/$2; touch $SYNC/skew-$1-$2; while [ ! -e $SYNC/skew-go-$1-$2 ]; do sleep 0.02; done" 2>/dev/null || rc=$?
+  echo "$rc" > "$SYNC/skew-$1-$2.rc"
+}
+for iso in serializable snapshot; do
+  echo 1 > "$MNT/x"
+  echo 1 > "$MNT/y"
+  skew "$iso" x &
+  q1=$!
+  skew "$iso" y &
+  q2=$!
+  wait_file "$SYNC/skew-$iso-x"
+  wait_file "$SYNC/skew-$iso-y"
+  touch "$SYNC/skew-go-$iso-x"
+  wait "$q1"
+  touch "$SYNC/skew-go-$iso-y"
+  wait "$q2"
+  rx=$(cat "$SYNC/skew-$iso-x.rc")
+  ry=$(cat "$SYNC/skew-$iso-y.rc")
+  if [ "$iso" = serializable ]; then
+    [ "$rx" = 0 ] && [ "$ry" = 75 ] || die "serializable write skew: exits $rx/$ry, expected 0/75"
+  else
+    [ "$rx" = 0 ] && [ "$ry" = 0 ] || die "snapshot write skew: exits $rx/$ry, expected 0/0"
+  fi
+done
+
+log "6. no lost updates: 32 concurrent read-increment-write transactions"
+echo 0 > "$MNT/counter"
+pids=()
+for i in $(seq 1 32); do
+  "$DBFS" tx run --mount "$MNT" --retries 1000 -- sh -c "n=\$(cat $MNT/counter); echo \$((n + 1)) > $MNT/counter" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || die "an increment transaction failed"; done
+[ "$(cat "$MNT/counter")" = 32 ] || die "counter is $(cat "$MNT/counter"), expected 32"
+
+log "7. begin/commit/abort from a shell, and status"
+out=$(bash -c "
+  cd $MNT
+  eval \"\$($DBFS tx begin)\"
+  echo shell > $MNT/from-shell
+  $DBFS tx status | grep -q \"pid \$\$ \" || exit 51
+  [ -e $MNT/from-shell ] || exit 52
+  $DBFS tx commit || exit 53
+  eval \"\$($DBFS tx begin)\"
+  echo gone > $MNT/aborted-shell
+  $DBFS tx abort || exit 54
+  echo done
+") || die "shell transaction script failed ($?)"
+[ "$out" = done ] || die "shell transaction output: $out"
+[ -e "$MNT/from-shell" ] || die "shell commit not visible"
+[ ! -e "$MNT/aborted-shell" ] || die "shell abort left a file"
+
+log "8. a daemon crash with an open transaction: none of it survives"
+"$DBFS" tx run --mount "$MNT" -- sh -c "echo doomed > $MNT/doomed; echo changed > $MNT/a; touch $SYNC/crash-ready; while [ ! -e $SYNC/crash-end ]; do sleep 0.05; done" &
+crashpid=$!
+wait_file "$SYNC/crash-ready"
+kill -9 "$DAEMON_PID"
+touch "$SYNC/crash-end"
+wait "$crashpid" 2>/dev/null || true
+fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"
+wait_until 10 pid_gone "$DAEMON_PID" || true
+DAEMON_PID=""
+cd /
+dbfs_mount
+[ ! -e "$MNT/doomed" ] || die "an uncommitted creation survived the crash"
+[ "$(cat "$MNT/a")" = 40 ] || die "an uncommitted change survived the crash"
+cd /
+dbfs_unmount
+fsck_clean
+dbfs_pass
