@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <thread>
 #include <cstring>
@@ -184,7 +185,10 @@ class FilesystemImpl {
  public:
   FilesystemImpl(VolumeLock lock, std::unique_ptr<mvcc::Store> store, FsOptions opts)
       : lock_(std::move(lock)), store_(std::move(store)), opts_(std::move(opts)),
-        chunk_(store_->chunk_size()) {}
+        chunk_(store_->chunk_size()) {
+    reaper_ = std::thread([this] { ReaperLoop(); });
+  }
+  ~FilesystemImpl() { StopReaper(); }
 
   Status Close();
   Status ReclaimAllOrphans();
@@ -241,6 +245,7 @@ class FilesystemImpl {
   }
   Result<std::string> Control(const Caller& c, std::string_view name);
   void TEST_Abandon() {
+    StopReaper();
     store_->TEST_Abandon();
     closed_ = true;  // destructors now release memory, locks and fds only
   }
@@ -273,6 +278,10 @@ class FilesystemImpl {
     void ReleaseLocks() { guard.Release(); }
   };
   Result<OpScope> BeginOp(const Caller& c, std::initializer_list<uint64_t> lock_inos);
+  // Aborts transactions older than tx_timeout even when they are idle, so
+  // they stop pinning old versions (GC) as soon as they expire.
+  void ReaperLoop();
+  void StopReaper();
   Status Finish(OpScope& op, int flags = 0);
   // An inode whose link count reached 0: reclaimed when unreferenced, or at
   // the end of the explicit transaction that unlinked it.
@@ -353,6 +362,11 @@ class FilesystemImpl {
   std::function<void(uint64_t, bool)> invalidate_;     // guarded by hot_mu_
   std::atomic<size_t> open_txs_{0};
   std::atomic<uint64_t> tx_commits_{0}, tx_conflicts_{0}, tx_aborts_{0};
+
+  std::mutex reaper_mu_;
+  std::condition_variable reaper_cv_;
+  bool reaper_stop_ = false;  // guarded by reaper_mu_
+  std::thread reaper_;
 };
 
 namespace {
@@ -544,6 +558,39 @@ Status FilesystemImpl::ReclaimAllOrphans() {
 
 
 // ---- operation scopes and explicit transactions ----
+
+void FilesystemImpl::ReaperLoop() {
+  std::unique_lock lock(reaper_mu_);
+  while (!reaper_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return reaper_stop_; })) {
+    if (open_txs_.load(std::memory_order_acquire) == 0) continue;
+    lock.unlock();
+    std::vector<std::shared_ptr<ExplicitTx>> expired;
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard g(tx_mu_);
+      for (const auto& [id, tx] : txs_) {
+        if (now - tx->started > std::chrono::seconds(opts_.tx_timeout_s)) expired.push_back(tx);
+      }
+    }
+    for (const auto& tx : expired) {
+      spdlog::warn("transaction {} (root pid {}) aborted: open longer than tx_timeout={}s", tx->id,
+                   tx->root_pid, opts_.tx_timeout_s);
+      Caller root;  // uid 0: the daemon itself
+      TxAbort(root, tx->id, "timeout").IgnoreError();
+    }
+    lock.lock();
+  }
+}
+
+void FilesystemImpl::StopReaper() {
+  {
+    std::lock_guard g(reaper_mu_);
+    reaper_stop_ = true;
+  }
+  reaper_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
+
 
 void FilesystemImpl::ParentChanged(OpScope& op, uint64_t dir, const Inode& loaded) {
   if (!op.tx || op.tx->dir_exact.count(dir)) return;
@@ -1823,6 +1870,14 @@ FsStats FilesystemImpl::Stats() const {
 Status FilesystemImpl::Close() {
   if (closed_) return Status::Ok();
   closed_ = true;
+  StopReaper();
+  // Open transactions end with the daemon: nothing of them was committed.
+  std::vector<uint64_t> open;
+  {
+    std::lock_guard g(tx_mu_);
+    for (const auto& [id, tx] : txs_) open.push_back(id);
+  }
+  for (uint64_t id : open) TxAbort(Caller{}, id, "unmount").IgnoreError();
   // At unmount the kernel holds no references any more.
   {
     std::lock_guard g(handles_mu_);

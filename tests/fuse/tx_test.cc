@@ -5,7 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <thread>
 
 #include "fuse/filesystem.h"
 #include "tools/lib/fsck.h"
@@ -160,6 +165,55 @@ TEST_F(TxTest, StatusListsOpenTransactionsAndBadCommandsFail) {
             Code::kBusy);
   EXPECT_EQ(Ctl("dbfs.tx.abort:" + id), "ok");
   EXPECT_EQ(Ctl("dbfs.tx.status"), "");
+}
+
+}  // namespace
+}  // namespace dbfs
+
+namespace dbfs {
+namespace {
+
+TEST_F(TxTest, IdleTransactionPastTimeoutIsAbortedByTheReaper) {
+  fs_.reset();
+  FsOptions o;
+  o.tx_timeout_s = 1;
+  auto f = Filesystem::Open(dir_, o);
+  ASSERT_TRUE(f.ok());
+  fs_ = std::move(f).value();
+  const std::string id = Begin();
+  Write(in_, "never", "x");
+  // Bounded wait for the reaper (it runs every second).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (Ctl("dbfs.tx.status") != "" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(Ctl("dbfs.tx.status"), "");
+  EXPECT_FALSE(fs_->GetXattr(out_, kRootIno, "dbfs.tx.commit:" + id).ok());
+  EXPECT_EQ(Read(out_, "never"), std::nullopt);
+}
+
+TEST_F(TxTest, TransactionsCreatingDifferentNamesInOneDirectoryBothCommit) {
+  // Two "processes": this one, and a forked child that only sleeps so that
+  // its pid can be bound to a second transaction.
+  pid_t other = fork();
+  if (other == 0) {
+    pause();
+    _exit(0);
+  }
+  Caller in2;
+  in2.pid = other;
+  const std::string a = Begin();
+  const std::string b = Ctl("dbfs.tx.begin:" + std::to_string(other));
+  ASSERT_TRUE(fs_->Mkdir(in_, kRootIno, "from-a", 0755).ok());
+  ASSERT_TRUE(fs_->Mkdir(in2, kRootIno, "from-b", 0755).ok());
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + a).substr(0, 3), "ok ");
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + b).substr(0, 3), "ok ");
+  kill(other, SIGKILL);
+  waitpid(other, nullptr, 0);
+  EXPECT_EQ(fs_->GetAttr(out_, kRootIno)->nlink, 4u);  // ., .., from-a/.., from-b/..
+  fs_.reset();
+  FsckReport r = Fsck(dir_, {});
+  for (const auto& e : r.errors) ADD_FAILURE() << e;
 }
 
 }  // namespace
