@@ -1030,7 +1030,13 @@ Result<Attr> FilesystemImpl::Lookup(const Caller& c, uint64_t parent, std::strin
     if (!de) return Status::NotFound("no such entry");
     ino = de->first;
   }
-  DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
+  // The entry (name -> inode) is what a lookup observes and it is in the
+  // read set; the attributes it returns are incidental, so their read is
+  // not (stat of the inode is a tracked GetAttr). Otherwise every lookup of a
+  // directory would conflict with every creation inside it.
+  DBFS_ASSIGN_OR_RETURN(auto v, t.GetUntracked(Table::kInodes, InoKey(ino)));
+  if (!v) return Status::NotFound("no inode " + std::to_string(ino));
+  DBFS_ASSIGN_OR_RETURN(Inode n, DecodeInode(*v));
   if (op.tx && name != "." && name != "..") op.tx->names[ino] = {parent, std::string(name)};
   AddLookup(ino);
   return ToAttr(ino, n);
@@ -1039,7 +1045,14 @@ Result<Attr> FilesystemImpl::Lookup(const Caller& c, uint64_t parent, std::strin
 Result<Attr> FilesystemImpl::GetAttr(const Caller& c, uint64_t ino) {
   DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
   Transaction& t = op.t();
-  DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
+  DBFS_ASSIGN_OR_RETURN(auto v, t.GetUntracked(Table::kInodes, InoKey(ino)));
+  if (!v) return Status::NotFound("no inode " + std::to_string(ino));
+  DBFS_ASSIGN_OR_RETURN(Inode n, DecodeInode(*v));
+  // A directory's attributes change with every entry operation in it, and
+  // the kernel asks for them on every path walk (permission checks): they
+  // are not in the read set. What a transaction depends on in a directory —
+  // its entries — is tracked through lookups and listings.
+  if (!n.IsDir()) t.NoteRead(Table::kInodes, InoKey(ino));
   return ToAttr(ino, n);
 }
 

@@ -9,10 +9,12 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "elle/cli.h"
 #include "fuse/filesystem.h"
 #include "tools/lib/control.h"
 
@@ -122,9 +124,18 @@ int main(int argc, char** argv) {
   auto* status = tx->add_subcommand("status", "list the open transactions of a mount");
   status->add_option("--mount,-m", mount, "DBFS mount point");
 
+  auto* elle = app.add_subcommand("elle", "Elle isolation checking");
+  elle->require_subcommand(1);
+  std::string history;
+  bool realtime = false;
+  auto* check = elle->add_subcommand("check", "check a list-append history (EDN): exit 0 valid, 1 anomalies, 2 unreadable");
+  check->add_option("FILE", history, "history file in Elle's EDN format ('-' for stdin)")->required();
+  check->add_flag("--realtime", realtime, "also require real-time order (strict serializability)");
+
   auto* version = app.add_subcommand("version", "print the version");
   CLI11_PARSE(app, argc, argv);
 
+  if (*check) return dbfs::elle::RunCheck(history, realtime, std::cout, std::cerr);
   if (*version) {
     std::printf("dbfs 0.1.0 (format 1)\n");
     return 0;

@@ -41,6 +41,10 @@ class Transaction {
   // A read that is not part of the read set (structural reads whose
   // conflicts are handled another way, e.g. a parent directory's record).
   Result<std::optional<std::string>> GetUntracked(Table t, std::string_view key);
+  // Adds `key` to the read set without reading it.
+  void NoteRead(Table t, std::string_view key) {
+    if (track_reads_) read_keys_[static_cast<int>(t)].emplace(key);
+  }
   // `key` is merged at commit (its final value computed against the latest
   // committed state), so it takes no part in write-write validation.
   void MergeAtCommit(Table t, std::string key) { merged_[static_cast<int>(t)].insert(std::move(key)); }

@@ -140,6 +140,34 @@ done
 for p in "${pids[@]}"; do wait "$p" || die "an increment transaction failed"; done
 [ "$(cat "$MNT/counter")" = 32 ] || die "counter is $(cat "$MNT/counter"), expected 32"
 
+log "6b. 200 concurrent transactions on disjoint files in one directory: zero aborts"
+mkdir "$MNT/many"
+pids=()
+for i in $(seq 1 200); do
+  "$DBFS" tx run --mount "$MNT" -- sh -c "echo $i > $MNT/many/f$i; cat $MNT/many/f$i > /dev/null" \
+    2>> "$SYNC/many.err" &
+  pids+=($!)
+done
+fails=0
+for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+[ "$fails" = 0 ] || die "$fails of 200 disjoint transactions failed: $(head -3 "$SYNC/many.err")"
+[ "$(ls "$MNT/many" | wc -l)" = 200 ] || die "expected 200 files after 200 commits"
+
+log "6c. a hot file: losers exit 75, and the winners' effects are exactly what they wrote"
+echo 0 > "$MNT/hot"
+pids=()
+for i in $(seq 1 40); do
+  ( rc=0
+    "$DBFS" tx run --mount "$MNT" -- sh -c "n=\$(cat $MNT/hot); echo \$((n + 1)) > $MNT/hot" 2>/dev/null || rc=$?
+    echo "$rc" > "$SYNC/hot-$i.rc" ) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+ok=$(cat "$SYNC"/hot-*.rc | grep -cx 0 || true)
+lost=$(cat "$SYNC"/hot-*.rc | grep -cx 75 || true)
+[ $((ok + lost)) = 40 ] || die "hot-file transactions ended with other statuses: $(cat "$SYNC"/hot-*.rc | sort | uniq -c)"
+[ "$(cat "$MNT/hot")" = "$ok" ] || die "hot counter $(cat "$MNT/hot") but $ok commits succeeded (an abort was not real, or an update was lost)"
+
 log "7. begin/commit/abort from a shell, and status"
 out=$(bash -c "
   cd $MNT
