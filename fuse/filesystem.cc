@@ -32,6 +32,7 @@
 
 #include "fuse/inode_format.h"
 #include "mvcc/store.h"
+#include "mvcc/superblock.h"
 #include "mvcc/volume_lock.h"
 #include "txn/inode_locks.h"
 #include "txn/transaction.h"
@@ -299,7 +300,8 @@ class FilesystemImpl {
   void ParentChanged(OpScope& op, uint64_t dir, const Inode& loaded);
   // At commit: re-applies parent-directory deltas on the latest records.
   Status MergeDirDeltas(ExplicitTx& tx);
-  std::shared_ptr<ExplicitTx> TxFor(int32_t pid);
+  std::shared_ptr<ExplicitTx> TxFor(const Caller& c);
+  std::shared_ptr<ExplicitTx> TxForPid(int32_t pid);
   std::string PathOf(Transaction& t, const Transaction::ConflictKey& k, const ExplicitTx* tx);
   void EndTx(const std::shared_ptr<ExplicitTx>& tx);
 
@@ -632,7 +634,7 @@ Status FilesystemImpl::MergeDirDeltas(ExplicitTx& tx) {
 Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
                                                         std::initializer_list<uint64_t> lock_inos) {
   OpScope op;
-  if (auto tx = TxFor(c.pid)) {
+  if (auto tx = TxFor(c)) {
     op.tx_lock = std::unique_lock(tx->mu);
     if (tx->done) {
       return Status(Code::kConflict, "transaction " + std::to_string(tx->id) + " has ended (" +
@@ -699,7 +701,17 @@ void FilesystemImpl::Orphaned(OpScope& op, uint64_t ino) {
   }
 }
 
-std::shared_ptr<ExplicitTx> FilesystemImpl::TxFor(int32_t pid) {
+std::shared_ptr<ExplicitTx> FilesystemImpl::TxFor(const Caller& c) {
+  if (c.tx != 0) {
+    std::lock_guard g(tx_mu_);
+    auto t = txs_.find(c.tx);
+    if (t == txs_.end() || t->second->root_pid != 0) return nullptr;
+    return t->second;
+  }
+  return TxForPid(c.pid);
+}
+
+std::shared_ptr<ExplicitTx> FilesystemImpl::TxForPid(int32_t pid) {
   if (pid <= 0 || open_txs_.load(std::memory_order_acquire) == 0) return nullptr;
   std::lock_guard g(tx_mu_);
   if (txs_.empty()) return nullptr;
@@ -717,7 +729,7 @@ std::shared_ptr<ExplicitTx> FilesystemImpl::TxFor(int32_t pid) {
   std::optional<ProcInfo> info = self;
   for (int depth = 0; info && cur > 1 && depth < 128 && !found; ++depth) {
     for (const auto& [id, tx] : txs_) {
-      if (tx->root_pid == cur && tx->root_start == info->start) {
+      if (tx->root_pid != 0 && tx->root_pid == cur && tx->root_start == info->start) {
         found = id;
         break;
       }
@@ -732,22 +744,23 @@ std::shared_ptr<ExplicitTx> FilesystemImpl::TxFor(int32_t pid) {
 
 bool FilesystemImpl::Uncached(const Caller& c, uint64_t ino) {
   if (open_txs_.load(std::memory_order_acquire) == 0) return false;
-  if (TxFor(c.pid)) return true;
+  if (TxFor(c)) return true;
   std::lock_guard g(hot_mu_);
   return hot_.count(ino) > 0;
 }
 
 Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool serializable) {
-  auto root = ReadProc(root_pid);
+  // root_pid 0: a transaction joined by Caller::tx rather than by pid.
+  auto root = root_pid == 0 ? std::optional<ProcInfo>(ProcInfo{}) : ReadProc(root_pid);
   if (!root) return Status::NotFound("no process " + std::to_string(root_pid));
-  if (c.uid != 0) {
+  if (c.uid != 0 && root_pid != 0) {
     struct stat st;
     const std::string proc = "/proc/" + std::to_string(root_pid);
     if (::stat(proc.c_str(), &st) != 0 || st.st_uid != c.uid) {
       return Status(Code::kPermission, "cannot bind a transaction to another user's process");
     }
   }
-  if (TxFor(c.pid)) return Status::Busy("the caller is already inside a transaction");
+  if (TxFor(c)) return Status::Busy("the caller is already inside a transaction");
   auto tx = std::make_shared<ExplicitTx>();
   tx->root_pid = root_pid;
   tx->root_start = root->start;
@@ -766,7 +779,7 @@ Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool
   });
   std::lock_guard g(tx_mu_);
   for (const auto& [id, other] : txs_) {
-    if (other->root_pid == root_pid && other->root_start == root->start) {
+    if (root_pid != 0 && other->root_pid == root_pid && other->root_start == root->start) {
       return Status::Busy("process " + std::to_string(root_pid) + " is already bound to transaction " +
                           std::to_string(id));
     }
@@ -1594,7 +1607,7 @@ Status FilesystemImpl::Release(uint64_t ino, uint64_t fh) {
 
 Status FilesystemImpl::Fsync(const Caller& c) {
   fsync_calls_.fetch_add(1, std::memory_order_relaxed);
-  if (auto tx = TxFor(c.pid)) {
+  if (auto tx = TxFor(c)) {
     // Inside a transaction nothing is visible yet: fsync makes the commit durable.
     std::lock_guard g(tx->mu);
     tx->durable = true;
@@ -1933,6 +1946,8 @@ Status Filesystem::Initialize(const std::string& volume_dir) {
 
 Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& volume_dir,
                                                      const FsOptions& options) {
+  // Not a volume: say so without leaving a lock file in someone's directory.
+  DBFS_RETURN_IF_ERROR(ReadSuperblock(volume_dir).status());
   DBFS_ASSIGN_OR_RETURN(VolumeLock lock, VolumeLock::AcquireWhenUnmounted(volume_dir, "dbfs-mount"));
   mvcc::StoreOptions so;
   DBFS_ASSIGN_OR_RETURN(auto store, mvcc::Store::Open(volume_dir, so));
@@ -2039,6 +2054,13 @@ Status Filesystem::RemoveXattr(const Caller& c, uint64_t ino, std::string_view n
 Result<FsStat> Filesystem::StatFs() { return impl_->StatFs(); }
 Status Filesystem::SyncAll(const Caller& c) { return impl_->Fsync(c); }
 bool Filesystem::Uncached(const Caller& c, uint64_t ino) { return impl_->Uncached(c, ino); }
+Result<uint64_t> Filesystem::BeginTx(const Caller& c, bool serializable) {
+  return impl_->TxBegin(c, 0, serializable);
+}
+Result<std::string> Filesystem::CommitTx(const Caller& c, uint64_t id, bool durable) {
+  return impl_->TxCommit(c, id, durable);
+}
+Status Filesystem::AbortTx(const Caller& c, uint64_t id) { return impl_->TxAbort(c, id, "aborted by request"); }
 void Filesystem::SetInvalidator(std::function<void(uint64_t, bool)> f) {
   impl_->SetInvalidator(std::move(f));
 }

@@ -43,6 +43,9 @@ struct Caller {
   uint32_t gid = 0;
   int32_t pid = 0;
   uint32_t umask = 0;  // already applied by the kernel when it sends a mode
+  // Explicit transaction to run in, for callers that are not processes (the
+  // Elle protocol server); 0: found from the pid's ancestry, if any.
+  uint64_t tx = 0;
 };
 
 struct Attr {
@@ -211,6 +214,11 @@ class Filesystem {
   FsStats Stats() const;
 
   // ---- explicit transactions and the kernel's caches ----
+  // Begins a transaction not bound to any process: requests join it by
+  // setting Caller::tx. Commit returns "ok CSN" or "conflict PATH".
+  Result<uint64_t> BeginTx(const Caller& c, bool serializable);
+  Result<std::string> CommitTx(const Caller& c, uint64_t id, bool durable);
+  Status AbortTx(const Caller& c, uint64_t id);
   // True when replies about `ino` to this caller must not be cached by the
   // kernel (zero entry/attr timeouts, direct I/O): the caller is inside an
   // explicit transaction, or an open transaction has touched the inode.
