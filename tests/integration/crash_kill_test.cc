@@ -262,7 +262,8 @@ class Workload {
       return err;
     }
     if (kind == "FSYNC" || kind == "FSYNCDIR") {
-      int fd = open(P(a).c_str(), (kind == "FSYNC" ? O_WRONLY : O_RDONLY | O_DIRECTORY) | O_CLOEXEC);
+      int fd =
+          open(P(a).c_str(), (kind == "FSYNC" ? O_WRONLY : O_RDONLY | O_DIRECTORY) | O_CLOEXEC);
       if (fd < 0) return errno;
       int err = fsync(fd) == 0 ? 0 : errno;
       close(fd);
@@ -351,8 +352,8 @@ class Workload {
     } else if (p < 94) {  // write to an unlinked-but-open file (invisible)
       if (held_.empty()) return;
       std::string junk = Content(0, 4096 + rng_() % 60000);
-      ssize_t ignored = pwrite(held_[rng_() % held_.size()], junk.data(), junk.size(),
-                               rng_() % 100000);
+      ssize_t ignored =
+          pwrite(held_[rng_() % held_.size()], junk.data(), junk.size(), rng_() % 100000);
       (void)ignored;  // may fail once the daemon is gone; the next op notices
     } else {
       std::string d = RandomDir();
@@ -570,7 +571,10 @@ struct RoundResult {
   for (int i = std::max(0, n - 8); i < n; ++i) {
     o << "  #" << i << " " << ops[i].kind << " " << ops[i].a << " " << ops[i].b
       << (ops[i].kind == "WRITE" ? " gen " + std::to_string(ops[i].gen) : "")
-      << (ops[i].ended ? " [ended]" : ops[i].failed_errno ? " [failed]" : " [in flight]") << "\n";
+      << (ops[i].ended          ? " [ended]"
+          : ops[i].failed_errno ? " [failed]"
+                                : " [in flight]")
+      << "\n";
   }
   return ::testing::AssertionFailure() << o.str();
 }
@@ -608,15 +612,15 @@ TEST(CrashOracle, CatchesViolations) {
     return o;
   };
   std::vector<Op> ops = {
-      op("MKDIR", "."),                   // 0
-      op("CREATE", "s0"),                 // 1
-      op("WRITE", "s0", "", 1, 1000),     // 2
-      op("FSYNC", "s0"),                  // 3: s0 gen 1 durable -> prefix >= 3
-      op("CREATE", "tmp2"),               // 4
-      op("WRITE", "tmp2", "", 2, 600),    // 5
-      op("RENAME", "tmp2", "r0"),         // 6: completed rename -> prefix >= 7
-      op("WRITE", "s0", "", 3, 1000),     // 7
-      op("CREATE", "tmp4"),               // 8
+      op("MKDIR", "."),                        // 0
+      op("CREATE", "s0"),                      // 1
+      op("WRITE", "s0", "", 1, 1000),          // 2
+      op("FSYNC", "s0"),                       // 3: s0 gen 1 durable -> prefix >= 3
+      op("CREATE", "tmp2"),                    // 4
+      op("WRITE", "tmp2", "", 2, 600),         // 5
+      op("RENAME", "tmp2", "r0"),              // 6: completed rename -> prefix >= 7
+      op("WRITE", "s0", "", 3, 1000),          // 7
+      op("CREATE", "tmp4"),                    // 8
       op("WRITE", "tmp4", "", 4, 700, false),  // 9: in flight
   };
   for (size_t i = 0; i < ops.size(); ++i) ops[i].index = static_cast<int>(i);
@@ -628,7 +632,8 @@ TEST(CrashOracle, CatchesViolations) {
   RoundResult rr;
   for (size_t k = 0; k <= ops.size(); ++k) {
     EXPECT_EQ(k >= 7, static_cast<bool>(CheckState(st[k], ops, false, &rr))) << "prefix " << k;
-    EXPECT_EQ(k >= 9, static_cast<bool>(CheckState(st[k], ops, true, &rr))) << "strict, prefix " << k;
+    EXPECT_EQ(k >= 9, static_cast<bool>(CheckState(st[k], ops, true, &rr)))
+        << "strict, prefix " << k;
   }
   // Torn file.
   State torn = st[10];
@@ -669,6 +674,7 @@ TEST(CrashOracle, CatchesViolations) {
 // Runs `rounds` crash rounds on one volume mounted with `opts`. With
 // `strict`, every completed operation must survive (right for -o sync).
 void RunCrashRounds(const std::string& opts, int rounds, bool strict) {
+  if (geteuid() != 0) GTEST_SKIP() << "integration tests run as root";
   const long max_delay = EnvLong("DBFS_CRASH_MAX_DELAY_MS", 2500);
   const uint64_t seed = static_cast<uint64_t>(EnvLong(
       "DBFS_CRASH_SEED",
@@ -705,8 +711,9 @@ void RunCrashRounds(const std::string& opts, int rounds, bool strict) {
     uint64_t wseed = rng();
     // Mostly short runs (many rounds), some long ones (bigger histories,
     // background flushes in progress at the kill).
-    long delay = rng() % 10 < 7 ? 20 + static_cast<long>(rng() % 680)
-                                : 700 + static_cast<long>(rng() % std::max<long>(1, max_delay - 700));
+    long delay = rng() % 10 < 7
+                     ? 20 + static_cast<long>(rng() % 680)
+                     : 700 + static_cast<long>(rng() % std::max<long>(1, max_delay - 700));
     std::string root = round_dir(r);
     pid_t wpid = fork();
     ASSERT_GE(wpid, 0);
@@ -797,7 +804,8 @@ void RunCrashRounds(const std::string& opts, int rounds, bool strict) {
 }
 
 TEST(CrashKill, RandomKillsKeepCompletedAndDurableOps) {
-  RunCrashRounds(MountedVolume::DefaultOptions(), static_cast<int>(EnvLong("DBFS_CRASH_ROUNDS", 20)),
+  RunCrashRounds(MountedVolume::DefaultOptions(),
+                 static_cast<int>(EnvLong("DBFS_CRASH_ROUNDS", 20)),
                  EnvLong("DBFS_CRASH_STRICT", 0) == 1);
 }
 

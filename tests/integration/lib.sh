@@ -125,6 +125,7 @@ dbfs_cleanup() {
 }
 
 dbfs_setup() {
+  [ "$(id -u)" = 0 ] || skip "integration tests run as root"
   T=$(mktemp -d /tmp/dbfs-sh-XXXXXX)
   chmod 755 "$T"
   VOL=$T/volume

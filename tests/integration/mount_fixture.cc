@@ -137,9 +137,10 @@ int RunCommand(const std::vector<std::string>& argv, milliseconds timeout, std::
   }
   close(pipefd[0]);
   int status = 0;
-  if (timed_out || !WaitPid(pid, std::max<milliseconds>(
-                                     milliseconds(100),
-                                     std::chrono::duration_cast<milliseconds>(deadline - Clock::now())),
+  if (timed_out || !WaitPid(pid,
+                            std::max<milliseconds>(
+                                milliseconds(100),
+                                std::chrono::duration_cast<milliseconds>(deadline - Clock::now())),
                             &status)) {
     kill(pid, SIGKILL);
     WaitPid(pid, milliseconds(10000), &status);
@@ -325,8 +326,8 @@ pid_t MountedVolume::SpawnDaemon(std::string* error) {
       return ::testing::AssertionFailure() << "daemon " << pid << " did not die after SIGKILL";
     }
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return ::testing::AssertionFailure() << "dbfs-mount failed during start-up (status " << status
-                                         << ")";
+    return ::testing::AssertionFailure()
+           << "dbfs-mount failed during start-up (status " << status << ")";
   }
   return ClearDeadMount();
 }
@@ -361,8 +362,8 @@ pid_t MountedVolume::SpawnDaemon(std::string* error) {
     WaitPid(pid_, milliseconds(10000), nullptr);
     pid_ = -1;
     (void)ClearDeadMount();
-    return ::testing::AssertionFailure() << "mount did not appear in /proc/mounts within "
-                                         << kMountTimeout.count() << " ms";
+    return ::testing::AssertionFailure()
+           << "mount did not appear in /proc/mounts within " << kMountTimeout.count() << " ms";
   }
   mounted_ = true;
   return ::testing::AssertionSuccess();
@@ -394,8 +395,8 @@ pid_t MountedVolume::SpawnDaemon(std::string* error) {
     kill(pid, SIGKILL);
     WaitPid(pid, milliseconds(10000), nullptr);
     pid_ = -1;
-    return ::testing::AssertionFailure() << "dbfs-mount did not exit within "
-                                         << kUnmountTimeout.count() << " ms after unmount";
+    return ::testing::AssertionFailure()
+           << "dbfs-mount did not exit within " << kUnmountTimeout.count() << " ms after unmount";
   }
   pid_ = -1;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -460,6 +461,8 @@ pid_t MountedVolume::SpawnDaemon(std::string* error) {
 // ---- MountTest ----
 
 void MountTest::SetUp() {
+  // Mounting with allow_other, mknod of devices and switching users need root.
+  if (geteuid() != 0) GTEST_SKIP() << "integration tests run as root";
   umask(022);
   std::string err;
   vol_ = MountedVolume::Create(MountOptions(), &err);

@@ -159,8 +159,8 @@ TEST_F(PosixAttr, UtimensatPermissions) {
   struct timespec now2[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
   struct timespec explicit2[2] = {{5, 0}, {5, 0}};
   // Write permission suffices for "now"; explicit times need ownership.
-  EXPECT_EQ(0, RunAsUser(kNobody, kNobody,
-                         [&] { return Err(utimensat(AT_FDCWD, w.c_str(), now2, 0)); }));
+  EXPECT_EQ(
+      0, RunAsUser(kNobody, kNobody, [&] { return Err(utimensat(AT_FDCWD, w.c_str(), now2, 0)); }));
   EXPECT_EQ(EPERM, RunAsUser(kNobody, kNobody,
                              [&] { return Err(utimensat(AT_FDCWD, w.c_str(), explicit2, 0)); }));
   EXPECT_EQ(EACCES, RunAsUser(kNobody, kNobody,
@@ -274,8 +274,8 @@ TEST_F(PosixAttr, NonRootPermissions) {
   ASSERT_SYS(chmod(pub.c_str(), 0644));
   ASSERT_SYS(chmod(secret.c_str(), 0600));
   EXPECT_EQ(0, RunAsUser(kNobody, kNobody, [&] { return ReadFile(pub) == "public data" ? 0 : 1; }));
-  EXPECT_EQ(EACCES, RunAsUser(kNobody, kNobody,
-                              [&] { return Err(open(secret.c_str(), O_RDONLY)); }));
+  EXPECT_EQ(EACCES,
+            RunAsUser(kNobody, kNobody, [&] { return Err(open(secret.c_str(), O_RDONLY)); }));
   EXPECT_EQ(EACCES, RunAsUser(kNobody, kNobody, [&] { return Err(open(pub.c_str(), O_WRONLY)); }));
   EXPECT_EQ(EACCES, RunAsUser(kNobody, kNobody, [&] { return Err(truncate(pub.c_str(), 0)); }));
 
@@ -289,9 +289,8 @@ TEST_F(PosixAttr, NonRootPermissions) {
             }));
   EXPECT_EQ(EACCES, RunAsUser(kNobody, kNobody,
                               [&] { return Err(mkdir((closed + "/sub").c_str(), 0755)); }));
-  EXPECT_EQ(0, RunAsUser(kNobody, kNobody, [&] {
-              return WriteFile(open_dir + "/mine", "by nobody") ? 0 : errno;
-            }));
+  EXPECT_EQ(0, RunAsUser(kNobody, kNobody,
+                         [&] { return WriteFile(open_dir + "/mine", "by nobody") ? 0 : errno; }));
   struct stat mine = StatOf(open_dir + "/mine");
   EXPECT_EQ(kNobody, mine.st_uid) << "new files belong to the creating user";
   EXPECT_EQ(kNobody, mine.st_gid);
@@ -321,8 +320,8 @@ TEST_F(PosixAttr, NonRootPermissions) {
                          [&] { return ReadFile(noread + "/f") == "visible by name" ? 0 : 1; }));
   // rmdir/unlink of entries in a root-owned dir.
   ASSERT_SYS(mkdir((closed + "/d").c_str(), 0777));
-  EXPECT_EQ(EACCES, RunAsUser(kNobody, kNobody,
-                              [&] { return Err(rmdir((closed + "/d").c_str())); }));
+  EXPECT_EQ(EACCES,
+            RunAsUser(kNobody, kNobody, [&] { return Err(rmdir((closed + "/d").c_str())); }));
 }
 
 TEST_F(PosixAttr, Access) {
@@ -421,9 +420,7 @@ TEST_F(PosixAttr, SetgidDirectoryInheritsGroup) {
 
 class PosixNoatime : public MountTest {
  protected:
-  std::string MountOptions() const override {
-    return MountedVolume::DefaultOptions() + ",noatime";
-  }
+  std::string MountOptions() const override { return MountedVolume::DefaultOptions() + ",noatime"; }
 };
 
 TEST_F(PosixNoatime, ReadDoesNotUpdateAtime) {
@@ -436,8 +433,8 @@ TEST_F(PosixNoatime, ReadDoesNotUpdateAtime) {
   ASSERT_TRUE(vol_->Remount());
   EXPECT_EQ("content", ReadFile(f));
   struct stat after = StatOf(f);
-  EXPECT_TRUE(TsEq(before.st_atim, after.st_atim)) << "atime changed under -o noatime: "
-                                                    << TsStr(after.st_atim);
+  EXPECT_TRUE(TsEq(before.st_atim, after.st_atim))
+      << "atime changed under -o noatime: " << TsStr(after.st_atim);
   // Explicit atime changes still work.
   struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
   ASSERT_SYS(utimensat(AT_FDCWD, f.c_str(), ts, 0));

@@ -271,7 +271,7 @@ TEST_F(PosixBasic, NameLength) {
 
 TEST_F(PosixBasic, UnusualNames) {
   std::vector<std::string> names = {" space ", "new\nline", "tab\t", "ünïcödé-文字", "-dash",
-                                    ".hidden", "..dots", "a.b.c", "*?[]", "\\back"};
+                                    ".hidden", "..dots",    "a.b.c", "*?[]",         "\\back"};
   std::string all;
   for (int c = 1; c < 256; ++c) {
     if (c != '/') all.push_back(static_cast<char>(c));

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -75,7 +75,8 @@ TEST_F(PosixConcurrency, NamespaceOpsInOneDirectory) {
       std::string content = base + " content";
       if (!WriteFile(base + ".tmp", content)) fail("create " + base);
       if (rename((base + ".tmp").c_str(), (base + ".f").c_str()) != 0) fail("rename " + base);
-      if (i % 5 == 0 && link((base + ".f").c_str(), (base + ".l").c_str()) != 0) fail("link " + base);
+      if (i % 5 == 0 && link((base + ".f").c_str(), (base + ".l").c_str()) != 0)
+        fail("link " + base);
       if (i % 3 == 0 && unlink((base + ".f").c_str()) != 0) fail("unlink " + base);
       if (i % 7 == 0 && mkdir((base + ".d").c_str(), 0755) != 0) fail("mkdir " + base);
       if (i % 14 == 0 && rmdir((base + ".d").c_str()) != 0) fail("rmdir " + base);
@@ -138,8 +139,8 @@ TEST_F(PosixConcurrency, CrossDirectoryRenamesBothWays) {
       }
       if (t == 0) {
         // Exchange the two subdirectories across parents.
-        if (syscall(SYS_renameat2, AT_FDCWD, path("a/sub").c_str(), AT_FDCWD,
-                    path("b/sub").c_str(), 2 /* RENAME_EXCHANGE */) != 0) {
+        if (syscall(SYS_renameat2, AT_FDCWD, path("a/sub").c_str(), AT_FDCWD, path("b/sub").c_str(),
+                    2 /* RENAME_EXCHANGE */) != 0) {
           ++errors;
           last_errno = errno;
         }
@@ -181,8 +182,8 @@ TEST_F(PosixConcurrency, DisjointWritersOnOneFile) {
   std::string got = ReadFile(f);
   ASSERT_EQ(kThreads * kBlocksPerThread * kBlock, got.size());
   for (size_t block = 0; block < kThreads * kBlocksPerThread; ++block) {
-    EXPECT_TRUE(got.compare(block * kBlock, kBlock,
-                            Pattern(kBlock, static_cast<uint32_t>(block + 1))) == 0)
+    EXPECT_TRUE(
+        got.compare(block * kBlock, kBlock, Pattern(kBlock, static_cast<uint32_t>(block + 1))) == 0)
         << "block " << block;
   }
 }

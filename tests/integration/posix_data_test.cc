@@ -46,12 +46,12 @@ struct Hash64 {
   struct stat st;
   if (fstat(fd, &st) != 0) return ::testing::AssertionFailure() << "fstat: " << ErrName(errno);
   if (static_cast<size_t>(st.st_size) != model.size()) {
-    return ::testing::AssertionFailure()
-           << "size " << st.st_size << ", model " << model.size();
+    return ::testing::AssertionFailure() << "size " << st.st_size << ", model " << model.size();
   }
   std::string got = PRead(fd, model.size() + 10, 0);
   if (got.size() != model.size()) {
-    return ::testing::AssertionFailure() << "read " << got.size() << " bytes, model " << model.size();
+    return ::testing::AssertionFailure()
+           << "read " << got.size() << " bytes, model " << model.size();
   }
   if (got != model) {
     size_t i = 0;
@@ -67,8 +67,8 @@ struct Hash64 {
 TEST_F(PosixData, RandomOverwritesMatchModel) {
   const uint64_t seed = SeedFromEnv();
   RecordProperty("seed", std::to_string(seed));
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with DBFS_TEST_SEED=" +
-               std::to_string(seed) + ")");
+  SCOPED_TRACE("seed " + std::to_string(seed) +
+               " (rerun with DBFS_TEST_SEED=" + std::to_string(seed) + ")");
   std::mt19937_64 rng(seed);
   constexpr size_t kSize = 8 << 20;
   constexpr size_t kMaxWrite = 300 * 1024;
@@ -92,8 +92,8 @@ TEST_F(PosixData, RandomOverwritesMatchModel) {
       fd = Fd(open(f.c_str(), O_RDWR));
       ASSERT_SYS(fd.get());
     }
-    ASSERT_TRUE(PWriteAll(fd, data, off)) << "op " << op << " pwrite(" << off << ", " << len
-                                          << "): " << ErrName(errno);
+    ASSERT_TRUE(PWriteAll(fd, data, off))
+        << "op " << op << " pwrite(" << off << ", " << len << "): " << ErrName(errno);
     if (off + len > model.size()) model.resize(off + len);
     model.replace(off, len, data);
     if (rng() % 10 == 0) {

@@ -157,15 +157,16 @@ class Generator {
                 return o;
               }};
     }
-    if (r < 26) return {"mkdir " + p, [=](const std::string& root) {
-                          return Outcome(mkdir((root + "/" + p).c_str(), 0755));
-                        }};
-    if (r < 32) return {"rmdir " + p, [=](const std::string& root) {
-                          return Outcome(rmdir((root + "/" + p).c_str()));
-                        }};
-    if (r < 40) return {"unlink " + p, [=](const std::string& root) {
-                          return Outcome(unlink((root + "/" + p).c_str()));
-                        }};
+    if (r < 26)
+      return {"mkdir " + p, [=](const std::string& root) {
+                return Outcome(mkdir((root + "/" + p).c_str(), 0755));
+              }};
+    if (r < 32)
+      return {"rmdir " + p,
+              [=](const std::string& root) { return Outcome(rmdir((root + "/" + p).c_str())); }};
+    if (r < 40)
+      return {"unlink " + p,
+              [=](const std::string& root) { return Outcome(unlink((root + "/" + p).c_str())); }};
     if (r < 56) {
       unsigned flags = 0;
       uint64_t f = rng_() % 6;
@@ -177,9 +178,10 @@ class Generator {
                                        (root + "/" + q).c_str(), flags));
               }};
     }
-    if (r < 63) return {"link " + p + " " + q, [=](const std::string& root) {
-                          return Outcome(link((root + "/" + p).c_str(), (root + "/" + q).c_str()));
-                        }};
+    if (r < 63)
+      return {"link " + p + " " + q, [=](const std::string& root) {
+                return Outcome(link((root + "/" + p).c_str(), (root + "/" + q).c_str()));
+              }};
     if (r < 68) {
       // Relative targets inside the tree (possibly dangling or looping).
       std::string target = rng_() % 2 ? Path() : "../" + Path();
@@ -187,9 +189,10 @@ class Generator {
                 return Outcome(symlink(target.c_str(), (root + "/" + p).c_str()));
               }};
     }
-    if (r < 71) return {"mkfifo " + p, [=](const std::string& root) {
-                          return Outcome(mkfifo((root + "/" + p).c_str(), 0644));
-                        }};
+    if (r < 71)
+      return {"mkfifo " + p, [=](const std::string& root) {
+                return Outcome(mkfifo((root + "/" + p).c_str(), 0644));
+              }};
     if (r < 77) {
       off_t len = rng_() % 3 == 0 ? rng_() % 300000 : rng_() % 6000;
       return {"truncate " + p + " " + std::to_string(len), [=](const std::string& root) {
@@ -199,9 +202,8 @@ class Generator {
     if (r < 81) {
       static const mode_t kModes[] = {0644, 0600, 0755, 0700, 0444, 04755, 01777};
       mode_t m = kModes[rng_() % 7];
-      return {"chmod " + p, [=](const std::string& root) {
-                return Outcome(chmod((root + "/" + p).c_str(), m));
-              }};
+      return {"chmod " + p,
+              [=](const std::string& root) { return Outcome(chmod((root + "/" + p).c_str(), m)); }};
     }
     if (r < 86) {
       std::string name = "user.k" + std::to_string(rng_() % 3);
@@ -253,12 +255,12 @@ class Generator {
 };
 
 TEST_P(PosixDifferential, RandomOpsAgreeWithHostFilesystem) {
-  uint64_t seed = getenv("DBFS_TEST_SEED")
-                      ? strtoull(getenv("DBFS_TEST_SEED"), nullptr, 10)
-                      : static_cast<uint64_t>(
-                            std::chrono::steady_clock::now().time_since_epoch().count());
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with DBFS_TEST_SEED=" +
-               std::to_string(seed) + ")");
+  uint64_t seed =
+      getenv("DBFS_TEST_SEED")
+          ? strtoull(getenv("DBFS_TEST_SEED"), nullptr, 10)
+          : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  SCOPED_TRACE("seed " + std::to_string(seed) +
+               " (rerun with DBFS_TEST_SEED=" + std::to_string(seed) + ")");
   RecordProperty("seed", std::to_string(seed));
   Generator gen(seed);
   constexpr int kOps = 10000;

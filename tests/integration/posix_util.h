@@ -16,22 +16,24 @@
 #include "tests/integration/mount_fixture.h"
 
 // Asserts that a syscall-like expression did not return -1.
-#define ASSERT_SYS(expr) \
-  ASSERT_NE(-1, (expr)) << #expr << " failed: " << strerrorname_np(errno) << " (" << strerror(errno) << ")"
-#define EXPECT_SYS(expr) \
-  EXPECT_NE(-1, (expr)) << #expr << " failed: " << strerrorname_np(errno) << " (" << strerror(errno) << ")"
+#define ASSERT_SYS(expr)                                                          \
+  ASSERT_NE(-1, (expr)) << #expr << " failed: " << strerrorname_np(errno) << " (" \
+                        << strerror(errno) << ")"
+#define EXPECT_SYS(expr)                                                          \
+  EXPECT_NE(-1, (expr)) << #expr << " failed: " << strerrorname_np(errno) << " (" \
+                        << strerror(errno) << ")"
 
 // Expects expr to fail with -1 and errno == err.
-#define EXPECT_ERRNO(err, expr)                                                            \
-  do {                                                                                     \
-    errno = 0;                                                                             \
-    long dbfs_r_ = static_cast<long>(expr);                                                \
-    int dbfs_e_ = errno;                                                                   \
-    EXPECT_EQ(-1L, dbfs_r_) << #expr << ": expected failure with " << strerrorname_np(err); \
-    if (dbfs_r_ == -1) {                                                                   \
-      EXPECT_EQ(err, dbfs_e_) << #expr << ": expected " << strerrorname_np(err) << ", got "  \
+#define EXPECT_ERRNO(err, expr)                                                               \
+  do {                                                                                        \
+    errno = 0;                                                                                \
+    long dbfs_r_ = static_cast<long>(expr);                                                   \
+    int dbfs_e_ = errno;                                                                      \
+    EXPECT_EQ(-1L, dbfs_r_) << #expr << ": expected failure with " << strerrorname_np(err);   \
+    if (dbfs_r_ == -1) {                                                                      \
+      EXPECT_EQ(err, dbfs_e_) << #expr << ": expected " << strerrorname_np(err) << ", got "   \
                               << (strerrorname_np(dbfs_e_) ? strerrorname_np(dbfs_e_) : "?"); \
-    }                                                                                      \
+    }                                                                                         \
   } while (0)
 
 namespace dbfs::testing {
@@ -157,12 +159,11 @@ inline bool PWriteAll(int fd, const std::string& data, off_t off) {
   return true;
 }
 
-inline bool AllZero(const std::string& s) {
-  return s.find_first_not_of('\0') == std::string::npos;
-}
+inline bool AllZero(const std::string& s) { return s.find_first_not_of('\0') == std::string::npos; }
 
 // Sets atime/mtime of p to fixed old values (so later updates are visible).
-inline void SetOldTimes(const std::string& p, time_t atime = 1000000000, time_t mtime = 1000000000) {
+inline void SetOldTimes(const std::string& p, time_t atime = 1000000000,
+                        time_t mtime = 1000000000) {
   struct timespec ts[2] = {{atime, 0}, {mtime, 0}};
   if (utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
     ADD_FAILURE() << "utimensat(" << p << "): " << ErrName(errno);
