@@ -1,11 +1,18 @@
 #include "fuse/ll_context.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 
 #include <cstring>
 #include <vector>
 
 namespace dbfs::fuse {
+
+void AdapterLocks::ReleaseFlock(uint64_t ino, uint64_t owner) {
+  // LOCK_UN never waits; it fails only for a bad operation.
+  const Status s = mgr_.Flock(owner, /*pid=*/0, ino, LOCK_UN, /*nonblock=*/true);
+  if (!s.ok()) spdlog::warn("flock release of inode {} failed: {}", ino, s.ToString());
+}
 
 Adapter& AdapterOf(fuse_req_t req) { return *static_cast<Adapter*>(fuse_req_userdata(req)); }
 

@@ -1,5 +1,5 @@
-// Adapter: what every FUSE handler needs — the Filesystem, the lock table and
-// the cache policy — plus the few helpers that turn engine results into FUSE
+// Adapter: what every FUSE handler needs — the Filesystem, the advisory lock
+// manager and the cache policy — plus the few helpers that turn engine results into FUSE
 // replies. RunMount owns the Adapter and hands it to libfuse as the session's
 // userdata; handlers reach it with AdapterOf(req).
 //
@@ -16,8 +16,8 @@
 #include "fuse/filesystem.h"
 #include "fuse/ll_fuse.h"
 #include "fuse/ll_invalidator.h"
-#include "fuse/ll_locks.h"
 #include "kvstore/status.h"
+#include "txn/lock_manager.h"
 
 namespace dbfs::fuse {
 
@@ -30,6 +30,30 @@ struct CachePolicy {
   double attr_timeout = 1.0;   // seconds the kernel trusts attributes
 };
 
+// The advisory file locks of the mount (POSIX record locks and flock), served
+// by a txn::LockManager with deadlock detection (docs/lock_manager.md). Owners
+// are kernel lock owners (fuse_file_info::lock_owner): the files_struct of a
+// process for POSIX locks, the open file description for flock, so the two id
+// spaces never collide. The kernel releases a lock owner's POSIX locks with
+// FLUSH on close and its flock lock with RELEASE (flock_release).
+class AdapterLocks {
+ public:
+  txn::LockManager& manager() { return mgr_; }
+
+  // FLUSH: close(2) drops every POSIX lock of `owner` on `ino`.
+  void ReleasePosix(uint64_t ino, uint64_t owner) { mgr_.ReleaseRanges(owner, ino); }
+  // RELEASE with flock_release: drops the flock lock of `owner` on `ino`.
+  void ReleaseFlock(uint64_t ino, uint64_t owner);
+  // Unmount / shutdown signal: every current and future blocking wait ends
+  // with ENOLCK, so no request thread stays blocked.
+  void Shutdown() { mgr_.Shutdown(); }
+
+  txn::LockStats stats() const { return mgr_.stats(); }
+
+ private:
+  txn::LockManager mgr_;
+};
+
 class Adapter {
  public:
   // `fs` must outlive the Adapter.
@@ -38,13 +62,13 @@ class Adapter {
   Adapter& operator=(const Adapter&) = delete;
 
   Filesystem& fs() { return *fs_; }
-  LockTable& locks() { return locks_; }
+  AdapterLocks& locks() { return locks_; }
   Invalidator& invalidator() { return invalidator_; }
   const CachePolicy& cache() const { return cache_; }
 
  private:
   Filesystem* fs_;
-  LockTable locks_;
+  AdapterLocks locks_;
   Invalidator invalidator_;
   CachePolicy cache_;
 };

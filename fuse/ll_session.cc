@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "elle/server.h"
 #include "fuse/ll_fuse.h"
 #include "fuse/ll_ops.h"
 
@@ -229,7 +230,7 @@ extern "C" void OnShutdownSignal(int) {
 // handlers on destruction. One at a time per process.
 class ShutdownSignals {
  public:
-  ShutdownSignals(fuse_session* se, LockTable* locks) : locks_(locks) {
+  ShutdownSignals(fuse_session* se, AdapterLocks* locks) : locks_(locks) {
     if (pipe2(fds_, O_CLOEXEC) != 0) {
       status_ = Status::FromErrno(errno, "pipe");
       return;
@@ -287,7 +288,7 @@ class ShutdownSignals {
     }
   }
 
-  LockTable* locks_;
+  AdapterLocks* locks_;
   int fds_[2] = {-1, -1};
   Status status_;
   bool installed_ = false;
@@ -419,8 +420,15 @@ Status Serve(const MountOptions& o, const ReadyCallback& report) {
   std::unique_ptr<Filesystem> fs = std::move(opened).value();
   Status s;
   {
-    Adapter adapter(fs.get(), o.cache);
-    s = ServeSession(o, &adapter, report);
+    // The Elle protocol server runs while the session does (elle/server.h).
+    auto elle = elle::Server::Start(fs.get(), {o.volume, o.elle_port, o.elle_weaken});
+    if (!elle.ok()) {
+      s = elle.TakeStatus();
+    } else {
+      Adapter adapter(fs.get(), o.cache);
+      s = ServeSession(o, &adapter, report);
+      (*elle)->Stop();
+    }
   }
   Status closed = fs->Close();
   if (closed.ok()) {
@@ -526,11 +534,24 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &out->fs.tx_timeout_s));
     } else if (key == "tx_max_bytes" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/true, &out->fs.tx_max_bytes));
+    } else if (key == "elle_port" && has_value) {
+      uint64_t port = 0;
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
+      if (port == 0 || port > 65535) {
+        return Status::Invalid(fmt::format("mount option elle_port: '{}' is not a port", value));
+      }
+      out->elle_port = static_cast<int>(port);
+    } else if (key == "elle_weaken") {
+      // Test-only negative control: "elle_weaken" or "elle_weaken=1".
+      if (has_value && value != "1" && value != "0") {
+        return Status::Invalid("mount option elle_weaken takes 0 or 1");
+      }
+      out->elle_weaken = !has_value || value == "1";
     } else {
       return Status::Invalid(
           fmt::format("unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
                       "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, "
-                      "tx_timeout=, tx_max_bytes=)",
+                      "tx_timeout=, tx_max_bytes=, elle_port=)",
                       item));
     }
   }

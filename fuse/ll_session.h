@@ -27,6 +27,8 @@ struct MountOptions {
   bool allow_other = false;         // -o allow_other
   bool default_permissions = true;  // kernel mode checks (-o no_default_permissions: off)
   CachePolicy cache;                // -o entry_timeout=, -o attr_timeout=
+  int elle_port = 0;                // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
+  bool elle_weaken = false;         // -o elle_weaken: test-only broken isolation (negative control)
 };
 
 // Applies one -o argument ("opt,opt=value,...") to `out`. Ours: sync, noatime,

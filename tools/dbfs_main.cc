@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "elle/cli.h"
+#include "elle/runner.h"
 #include "fuse/filesystem.h"
 #include "tools/lib/control.h"
 
@@ -131,11 +132,29 @@ int main(int argc, char** argv) {
   auto* check = elle->add_subcommand("check", "check a list-append history (EDN): exit 0 valid, 1 anomalies, 2 unreadable");
   check->add_option("FILE", history, "history file in Elle's EDN format ('-' for stdin)")->required();
   check->add_flag("--realtime", realtime, "also require real-time order (strict serializability)");
+  dbfs::elle::RunOptions elle_run;
+  auto* erun = elle->add_subcommand("run", "run a list-append workload over the Elle protocol, record and check it: exit 0 valid, 1 anomalies, 2 error");
+  erun->add_option("--mount,-m", elle_run.mount, "DBFS mount point")->required();
+  erun->add_option("--clients", elle_run.clients, "concurrent clients (default 10)")->check(CLI::PositiveNumber);
+  erun->add_option("--ops", elle_run.ops, "transactions in total (default 1000)")->check(CLI::PositiveNumber);
+  erun->add_option("--keys", elle_run.keys, "active keys (default 8)")->check(CLI::PositiveNumber);
+  erun->add_option("--max-txn-len", elle_run.max_txn_len, "micro-ops per transaction, at most (default 4)")->check(CLI::PositiveNumber);
+  erun->add_option("--via", elle_run.via, "protocol (default)")->check(CLI::IsMember({"protocol", "posix"}));
+  erun->add_option("--out", elle_run.out, "history file (EDN; default history.edn)");
+  erun->add_option("--seed", elle_run.seed, "random seed (default 1)");
+  std::string elle_isolation = "serializable";
+  erun->add_option("--isolation", elle_isolation, "serializable (default) or snapshot")
+      ->check(CLI::IsMember({"serializable", "snapshot"}));
+  erun->add_flag("--durable", elle_run.durable, "durable commits");
 
   auto* version = app.add_subcommand("version", "print the version");
   CLI11_PARSE(app, argc, argv);
 
   if (*check) return dbfs::elle::RunCheck(history, realtime, std::cout, std::cerr);
+  if (*erun) {
+    elle_run.serializable = elle_isolation == "serializable";
+    return dbfs::elle::RunWorkload(elle_run, std::cout, std::cerr);
+  }
   if (*version) {
     std::printf("dbfs 0.1.0 (format 1)\n");
     return 0;
