@@ -169,6 +169,7 @@ struct ExplicitTx {
   std::unique_ptr<Transaction> txn;
   std::vector<uint64_t> orphans;         // nlink reached 0 inside the transaction
   std::set<uint64_t> inodes;             // touched: invalidated in the kernel at the end
+  std::set<std::pair<uint64_t, std::string>> entries;  // changed (parent, name): likewise
   std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> names;  // ino -> (parent, name) seen
   // Directories whose record the transaction changed only as the parent of
   // an entry operation (nlink, mtime, ctime): their record as first seen.
@@ -244,6 +245,10 @@ class FilesystemImpl {
     std::lock_guard g(hot_mu_);
     invalidate_ = std::move(f);
   }
+  void SetEntryInvalidator(std::function<void(uint64_t, std::string_view)> f) {
+    std::lock_guard g(hot_mu_);
+    invalidate_entry_ = std::move(f);
+  }
   Result<std::string> Control(const Caller& c, std::string_view name);
   void TEST_Abandon() {
     StopReaper();
@@ -296,6 +301,10 @@ class FilesystemImpl {
     op.tx->dir_exact.insert(ino);
     op.tx->txn->ValidateAtCommit(Table::kInodes, InoKey(ino));
   }
+  // Records that the operation's explicit transaction changed an entry.
+  void EntryChanged(OpScope& op, uint64_t parent, std::string_view name) {
+    if (op.tx) op.tx->entries.emplace(parent, std::string(name));
+  }
   // Records `dir` (as loaded by LoadDir) as changed by an entry operation.
   void ParentChanged(OpScope& op, uint64_t dir, const Inode& loaded);
   // At commit: re-applies parent-directory deltas on the latest records.
@@ -303,7 +312,9 @@ class FilesystemImpl {
   std::shared_ptr<ExplicitTx> TxFor(const Caller& c);
   std::shared_ptr<ExplicitTx> TxForPid(int32_t pid);
   std::string PathOf(Transaction& t, const Transaction::ConflictKey& k, const ExplicitTx* tx);
-  void EndTx(const std::shared_ptr<ExplicitTx>& tx);
+  // sync=false when called from inside a request (the kernel may hold locks
+  // the invalidation would need): kernel invalidations are then queued.
+  void EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync = true);
 
   Result<Inode> LoadInode(Transaction& t, uint64_t ino);
   void StoreInode(Transaction& t, uint64_t ino, const Inode& n) {
@@ -325,6 +336,7 @@ class FilesystemImpl {
 
   // Kernel references.
   void MarkOrphan(uint64_t ino);
+  bool Hot(uint64_t ino);
   void Unref(uint64_t ino, uint64_t lookups, uint64_t opens);
   void Reclaim(uint64_t ino);
 
@@ -362,6 +374,7 @@ class FilesystemImpl {
   std::mutex hot_mu_;
   std::unordered_map<uint64_t, int> hot_;              // guarded by hot_mu_: inode -> open txs touching it
   std::function<void(uint64_t, bool)> invalidate_;     // guarded by hot_mu_
+  std::function<void(uint64_t, std::string_view)> invalidate_entry_;  // guarded by hot_mu_
   std::atomic<size_t> open_txs_{0};
   std::atomic<uint64_t> tx_commits_{0}, tx_conflicts_{0}, tx_aborts_{0};
 
@@ -460,13 +473,22 @@ void FilesystemImpl::AddLookup(uint64_t ino) {
 
 void FilesystemImpl::Forget(uint64_t ino, uint64_t n) { Unref(ino, n, 0); }
 
+bool FilesystemImpl::Hot(uint64_t ino) {
+  if (open_txs_.load(std::memory_order_acquire) == 0) return false;
+  std::lock_guard g(hot_mu_);
+  return hot_.count(ino) > 0;
+}
+
 void FilesystemImpl::MarkOrphan(uint64_t ino) {
   bool reclaim = false;
+  const bool hot = Hot(ino);
   {
     std::lock_guard g(refs_mu_);
     Refs& r = refs_[ino];
     r.orphan = true;
-    if (r.lookups == 0 && r.opens == 0 && !r.reclaiming) {
+    // An open transaction that touched the inode would lose its commit to
+    // the reclamation (first committer wins): EndTx retries it instead.
+    if (r.lookups == 0 && r.opens == 0 && !r.reclaiming && !hot) {
       r.reclaiming = true;
       reclaim = true;
     }
@@ -476,6 +498,7 @@ void FilesystemImpl::MarkOrphan(uint64_t ino) {
 
 void FilesystemImpl::Unref(uint64_t ino, uint64_t lookups, uint64_t opens) {
   bool reclaim = false;
+  const bool hot = Hot(ino);
   {
     std::lock_guard g(refs_mu_);
     auto it = refs_.find(ino);
@@ -485,8 +508,10 @@ void FilesystemImpl::Unref(uint64_t ino, uint64_t lookups, uint64_t opens) {
     r.opens -= std::min(r.opens, opens);
     if (r.lookups == 0 && r.opens == 0) {
       if (r.orphan && !r.reclaiming) {
-        r.reclaiming = true;
-        reclaim = true;
+        if (!hot) {
+          r.reclaiming = true;
+          reclaim = true;
+        }
       } else if (!r.orphan) {
         refs_.erase(it);
       }
@@ -647,7 +672,7 @@ Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
       tx->end_reason = "timeout";
       tx_aborts_.fetch_add(1);
       op.tx_lock.unlock();
-      EndTx(tx);
+      EndTx(tx, /*sync=*/false);
       return Status(Code::kConflict, "transaction aborted: open longer than tx_timeout");
     }
     std::vector<uint64_t> fresh;
@@ -687,7 +712,7 @@ Status FilesystemImpl::Finish(OpScope& op, int flags) {
     tx_aborts_.fetch_add(1);
     auto tx = op.tx;
     op.tx_lock.unlock();
-    EndTx(tx);
+    EndTx(tx, /*sync=*/false);
     return Status(Code::kNoSpace, "transaction exceeded tx_max_bytes and was aborted");
   }
   return Status::Ok();
@@ -794,7 +819,7 @@ Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool
   return tx->id;
 }
 
-void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx) {
+void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync) {
   {
     std::lock_guard g(tx_mu_);
     if (txs_.erase(tx->id) == 0) return;
@@ -803,6 +828,7 @@ void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx) {
     open_txs_.fetch_sub(1, std::memory_order_release);
   }
   std::function<void(uint64_t, bool)> inval;
+  std::function<void(uint64_t, std::string_view)> inval_entry;
   {
     std::lock_guard g(hot_mu_);
     for (uint64_t ino : tx->inodes) {
@@ -810,11 +836,28 @@ void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx) {
       if (it != hot_.end() && --it->second == 0) hot_.erase(it);
     }
     inval = invalidate_;
+    inval_entry = invalidate_entry_;
+  }
+  // The kernel applied the transaction's namespace changes to its shared
+  // dentry cache as they happened; drop those entries so everyone looks up
+  // the committed (or, after an abort, the unchanged) state.
+  if (inval_entry && sync) {
+    for (const auto& [parent, name] : tx->entries) inval_entry(parent, name);
   }
   // Synchronously: when commit returns, no outside reader may still be served
   // the old pages or attributes from the kernel's caches.
   if (inval) {
-    for (uint64_t ino : tx->inodes) inval(ino, true);
+    for (uint64_t ino : tx->inodes) inval(ino, sync);
+  }
+  // Orphans whose reclamation waited for this transaction.
+  for (uint64_t ino : tx->inodes) {
+    bool orphan = false;
+    {
+      std::lock_guard g(refs_mu_);
+      auto it = refs_.find(ino);
+      orphan = it != refs_.end() && it->second.orphan;
+    }
+    if (orphan) Unref(ino, 0, 0);
   }
 }
 
@@ -915,6 +958,12 @@ Result<std::string> FilesystemImpl::TxCommit(const Caller& c, uint64_t id, bool 
   guard.Release();
   tx->done = true;
   std::string out;
+  if (r.ok() && (durable || tx->durable || opts_.sync)) {
+    // An fsync inside the transaction promised durability of everything
+    // before it, even when the transaction itself wrote nothing.
+    Status synced = store_->SyncAll();
+    if (!synced.ok()) r = synced;
+  }
   if (r.ok()) {
     tx->end_reason = "committed";
     tx_commits_.fetch_add(1);
@@ -1147,6 +1196,7 @@ Result<Attr> FilesystemImpl::MakeNode(const Caller& c, uint64_t parent, std::str
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode p, LoadDir(t, parent));
   ParentChanged(op, parent, p);
+  EntryChanged(op, parent, name);
   DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, parent, name));
   if (de) return Status::Exists("entry exists");
   if (S_ISDIR(mode) && p.nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
@@ -1205,6 +1255,7 @@ Status FilesystemImpl::Remove(const Caller& c, uint64_t parent, std::string_view
     Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode p, LoadDir(t, parent));
     ParentChanged(op, parent, p);
+    EntryChanged(op, parent, name);
     DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, parent, name));
     if (!de) return Status::NotFound("no such entry");
     if (de->first != child) continue;  // replaced meanwhile: retry
@@ -1280,6 +1331,8 @@ Status FilesystemImpl::Rename(const Caller& c, uint64_t p, std::string_view n, u
 
     // All inodes involved, loaded once (p and np may be the same).
     std::map<uint64_t, Inode> in;
+    EntryChanged(op, p, n);
+    EntryChanged(op, np, nn);
     for (uint64_t i : {p, np}) {
       if (in.count(i)) continue;
       DBFS_ASSIGN_OR_RETURN(Inode x, LoadDir(t, i));
@@ -1366,6 +1419,7 @@ Result<Attr> FilesystemImpl::Link(const Caller& c, uint64_t ino, uint64_t np, st
   if (n.nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
   DBFS_ASSIGN_OR_RETURN(Inode p, LoadDir(t, np));
   ParentChanged(op, np, p);
+  EntryChanged(op, np, nn);
   DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, np, nn));
   if (de) return Status::Exists("entry exists");
   const timespec now = Now();
@@ -2063,6 +2117,9 @@ Result<std::string> Filesystem::CommitTx(const Caller& c, uint64_t id, bool dura
 Status Filesystem::AbortTx(const Caller& c, uint64_t id) { return impl_->TxAbort(c, id, "aborted by request"); }
 void Filesystem::SetInvalidator(std::function<void(uint64_t, bool)> f) {
   impl_->SetInvalidator(std::move(f));
+}
+void Filesystem::SetEntryInvalidator(std::function<void(uint64_t, std::string_view)> f) {
+  impl_->SetEntryInvalidator(std::move(f));
 }
 FsStats Filesystem::Stats() const { return impl_->Stats(); }
 void Filesystem::TEST_Abandon() { impl_->TEST_Abandon(); }

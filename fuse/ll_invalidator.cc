@@ -24,6 +24,7 @@ void Invalidator::Detach() {
     std::lock_guard<std::mutex> g(mu_);
     stop_ = true;
     queued_.clear();
+    queued_entries_.clear();
   }
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
@@ -41,6 +42,25 @@ void Invalidator::Invalidate(uint64_t ino, bool sync) {
   cv_.notify_one();
 }
 
+void Invalidator::InvalidateEntry(uint64_t parent, std::string_view name) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (stop_) return;
+    queued_entries_.emplace(parent, std::string(name));
+  }
+  cv_.notify_one();
+}
+
+void Invalidator::NotifyEntry(uint64_t parent, const std::string& name) {
+  std::shared_lock<std::shared_mutex> g(session_mu_);
+  if (se_ == nullptr) return;
+  const int rc = fuse_lowlevel_notify_inval_entry(se_, parent, name.data(), name.size());
+  // ENOENT: the kernel has no such entry cached; nothing to drop.
+  if (rc != 0 && rc != -ENOENT) {
+    spdlog::debug("invalidating entry {}/{} in the kernel failed: {}", parent, name, std::strerror(-rc));
+  }
+}
+
 void Invalidator::Notify(uint64_t ino) {
   std::shared_lock<std::shared_mutex> g(session_mu_);
   if (se_ == nullptr) return;
@@ -55,8 +75,16 @@ void Invalidator::Notify(uint64_t ino) {
 void Invalidator::Work() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    cv_.wait(lk, [this] { return stop_ || !queued_.empty(); });
+    cv_.wait(lk, [this] { return stop_ || !queued_.empty() || !queued_entries_.empty(); });
     if (stop_) return;
+    if (!queued_entries_.empty()) {
+      auto e = *queued_entries_.begin();
+      queued_entries_.erase(queued_entries_.begin());
+      lk.unlock();
+      NotifyEntry(e.first, e.second);
+      lk.lock();
+      continue;
+    }
     const uint64_t ino = *queued_.begin();
     queued_.erase(queued_.begin());
     lk.unlock();

@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <mutex>
 #include <set>
+#include <string>
+#include <utility>
+#include <string_view>
 #include <shared_mutex>
 #include <thread>
 
@@ -37,6 +40,10 @@ class Invalidator {
   // Invalidates the attributes and all cached pages of `ino`: at once if
   // `sync`, else soon (repeated requests for a queued inode are merged).
   void Invalidate(uint64_t ino, bool sync);
+  // Drops the kernel's cached entry `name` in directory `parent`, soon (on
+  // the worker: the directory's lock may be held by requests that wait for
+  // a worker thread, so doing it inline can starve the session).
+  void InvalidateEntry(uint64_t parent, std::string_view name);
 
  private:
   void Notify(uint64_t ino);
@@ -49,6 +56,8 @@ class Invalidator {
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<uint64_t> queued_;  // guarded by mu_
+  std::set<std::pair<uint64_t, std::string>> queued_entries_;  // guarded by mu_
+  void NotifyEntry(uint64_t parent, const std::string& name);
   bool stop_ = false;          // guarded by mu_
   std::thread worker_;
 };

@@ -353,9 +353,12 @@ class InvalidationScope {
     Invalidator* inv = &adapter_->invalidator();
     inv->Attach(se);
     adapter_->fs().SetInvalidator([inv](uint64_t ino, bool sync) { inv->Invalidate(ino, sync); });
+    adapter_->fs().SetEntryInvalidator(
+        [inv](uint64_t parent, std::string_view name) { inv->InvalidateEntry(parent, name); });
   }
   ~InvalidationScope() {
     adapter_->fs().SetInvalidator(nullptr);
+    adapter_->fs().SetEntryInvalidator(nullptr);
     adapter_->invalidator().Detach();
   }
   InvalidationScope(const InvalidationScope&) = delete;

@@ -94,6 +94,10 @@ TEST_P(ReaderTest, RoundTripAcrossSegmentRolls) {
     const size_t size = (rng() % 4 == 0) ? rng() % ((2 << 20) + 1) : rng() % 5000;
     Add(w.get(), (rng() & 1) ? RecordType::kData : RecordType::kCommit, RandomBytes(&rng, size));
   }
+  // Three 2 MiB records in a row cannot share 3 MiB segments: whatever the
+  // random sizes above were, the log rolls at least four times.
+  Add(w.get(), RecordType::kData, RandomBytes(&rng, 2 << 20));
+  Add(w.get(), RecordType::kData, RandomBytes(&rng, 2 << 20));
   Add(w.get(), RecordType::kCommit, RandomBytes(&rng, 2 << 20));
   EXPECT_GE(w->stats().segments_created, 4u);
   EXPECT_EQ(w->stats().appends, log_.size());
