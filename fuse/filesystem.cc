@@ -863,40 +863,10 @@ void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync) {
 
 std::string FilesystemImpl::PathOf(Transaction& t, const Transaction::ConflictKey& k,
                                    const ExplicitTx* tx) {
-  auto dir_path = [&](uint64_t ino) -> std::string {
-    std::string path;
-    for (int depth = 0; ino != kRootIno && depth < 4096; ++depth) {
-      auto n = LoadInode(t, ino);
-      if (!n.ok() || !n->IsDir()) return "<inode " + std::to_string(ino) + ">" + path;
-      // Find this directory's name in its parent.
-      std::string name = "?";
-      Status st = t.Scan(Table::kDirents, InoKey(n->parent), InoKey(n->parent + 1),
-                         [&](std::string_view key, std::string_view v) {
-                           uint64_t child;
-                           uint32_t type;
-                           if (DecodeDirent(v, &child, &type) && child == ino) {
-                             name = std::string(key.substr(8, key.size() - 9));
-                             return false;
-                           }
-                           return true;
-                         });
-      st.IgnoreError();
-      path = "/" + name + path;
-      ino = n->parent;
-    }
-    return path.empty() ? "/" : path;
-  };
-  if (k.key.size() < 8) return "?";
-  const uint64_t ino = GetBE64(k.key.data());
-  if (k.table == Table::kDirents) {
-    std::string dir = dir_path(ino);
-    return (dir == "/" ? "" : dir) + "/" + std::string(k.key.substr(8, k.key.size() - 9));
-  }
-  auto n = LoadInode(t, ino);
-  if (n.ok() && n->IsDir()) return dir_path(ino);
-  if (n.ok() && n->parent != 0) {
+  // The name under which `parent` lists `ino` ("" if it does not).
+  auto name_in = [&](uint64_t parent, uint64_t ino) {
     std::string name;
-    Status st = t.Scan(Table::kDirents, InoKey(n->parent), InoKey(n->parent + 1),
+    Status st = t.Scan(Table::kDirents, InoKey(parent), InoKey(parent + 1),
                        [&](std::string_view key, std::string_view v) {
                          uint64_t child;
                          uint32_t type;
@@ -906,18 +876,35 @@ std::string FilesystemImpl::PathOf(Transaction& t, const Transaction::ConflictKe
                          }
                          return true;
                        });
-    st.IgnoreError();
-    if (!name.empty()) {
-      std::string dir = dir_path(n->parent);
-      return (dir == "/" ? "" : dir) + "/" + name;
+    st.IgnoreError();  // a message helper: an unreadable name is shown as "?"
+    return name;
+  };
+  auto dir_path = [&](uint64_t ino) -> std::string {
+    std::string path;
+    for (int depth = 0; ino != kRootIno && depth < 4096; ++depth) {
+      auto n = LoadInode(t, ino);
+      if (!n.ok() || !n->IsDir()) return "<inode " + std::to_string(ino) + ">" + path;
+      std::string name = name_in(n->parent, ino);
+      path = "/" + (name.empty() ? std::string("?") : name) + path;
+      ino = n->parent;
     }
+    return path.empty() ? "/" : path;
+  };
+  auto join = [](const std::string& dir, const std::string& name) {
+    return (dir == "/" ? "" : dir) + "/" + name;
+  };
+  if (k.key.size() < 8) return "?";
+  const uint64_t ino = GetBE64(k.key.data());
+  if (k.table == Table::kDirents) return join(dir_path(ino), k.key.substr(8, k.key.size() - 9));
+  auto n = LoadInode(t, ino);
+  if (n.ok() && n->IsDir()) return dir_path(ino);
+  if (n.ok() && n->parent != 0) {
+    std::string name = name_in(n->parent, ino);
+    if (!name.empty()) return join(dir_path(n->parent), name);
   }
   if (tx) {
     auto it = tx->names.find(ino);
-    if (it != tx->names.end()) {
-      std::string dir = dir_path(it->second.first);
-      return (dir == "/" ? "" : dir) + "/" + it->second.second;
-    }
+    if (it != tx->names.end()) return join(dir_path(it->second.first), it->second.second);
   }
   return "<inode " + std::to_string(ino) + ">";
 }
