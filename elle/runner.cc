@@ -3,45 +3,36 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "elle/cli.h"
+#include "elle/daemon.h"
+#include "elle/history.h"
 #include "elle/protocol.h"
-#include "elle/recorder.h"
 
 namespace dbfs::elle {
 
 namespace {
-
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '7') {
-      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 std::string KeyPath(int64_t key) { return "elle/k" + std::to_string(key); }
 
@@ -77,10 +68,116 @@ std::vector<int64_t> ParseList(const std::string& s) {
   return out;
 }
 
+using SteadyClock = std::chrono::steady_clock;
+
+// An EDN string literal.
+std::string EdnString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
+// The run's history file: the clients' transactions and the nemesis' ops
+// (:process :nemesis, as Jepsen writes them) in one real-time order. Like
+// HistoryRecorder (elle/recorder.h), which records client ops only, it
+// assigns :index and a never-decreasing :time (nanoseconds since the start)
+// under one mutex, in the order ops are recorded, and writes each op as one
+// EDN line as it happens, so a run that dies leaves a readable prefix; a
+// failed write is sticky. Thread-safe.
+class Journal {
+ public:
+  explicit Journal(std::ostream* sink) : sink_(sink), start_(SteadyClock::now()) {}
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Records `process`'s invocation of `txn` (read results dropped: nil).
+  // REQUIRES: `process` has no open invocation (else Invalid).
+  Status Invoke(int64_t process, std::vector<Mop> txn) {
+    for (Mop& m : txn) m.list.reset();
+    std::lock_guard g(mu_);
+    if (!open_.insert(process).second) {
+      return Status::Invalid("process " + std::to_string(process) + " invoked twice");
+    }
+    return WriteClientLocked(Op::kInvoke, process, std::move(txn));
+  }
+
+  // Records the completion of `process`'s open invocation; `value` carries
+  // the read results (:ok) or repeats the invocation (:fail, :info).
+  Status Complete(int64_t process, Op::Type type, std::vector<Mop> value) {
+    std::lock_guard g(mu_);
+    if (type == Op::kInvoke || open_.erase(process) == 0) {
+      return Status::Invalid("process " + std::to_string(process) + " completed nothing");
+    }
+    return WriteClientLocked(type, process, std::move(value));
+  }
+
+  // {:type :invoke|:info, :f :F, :value VALUE, :process :nemesis, ...}.
+  Status Nemesis(Op::Type type, std::string_view f, std::string_view value_edn) {
+    std::lock_guard g(mu_);
+    const auto [time, index] = StampLocked();
+    std::string line = "{:type :";
+    line.append(TypeName(type)).append(", :f :").append(f).append(", :value ").append(value_edn);
+    line.append(", :process :nemesis, :time ").append(std::to_string(time));
+    line.append(", :index ").append(std::to_string(index)).push_back('}');
+    return WriteLocked(line);
+  }
+
+  Status status() const {
+    std::lock_guard g(mu_);
+    return status_;
+  }
+
+ private:
+  // REQUIRES: mu_ held.
+  std::pair<int64_t, int64_t> StampLocked() {
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - start_).count();
+    last_time_ = std::max(last_time_, now);
+    return {last_time_, next_index_};
+  }
+  // REQUIRES: mu_ held.
+  Status WriteClientLocked(Op::Type type, int64_t process, std::vector<Mop> value) {
+    Op op;
+    op.type = type;
+    op.process = process;
+    op.value = std::move(value);
+    std::tie(op.time, op.index) = StampLocked();
+    return WriteLocked(ToEdn(op));
+  }
+  // REQUIRES: mu_ held.
+  Status WriteLocked(const std::string& line) {
+    if (!status_.ok()) return status_;
+    *sink_ << line << '\n';
+    if (!*sink_) {
+      status_ = Status::IOError("writing the history failed at op " + std::to_string(next_index_));
+      return status_;
+    }
+    ++next_index_;
+    return Status::Ok();
+  }
+
+  std::ostream* const sink_;
+  const SteadyClock::time_point start_;
+  mutable std::mutex mu_;  // guards what follows
+  int64_t next_index_ = 0;
+  int64_t last_time_ = 0;
+  std::set<int64_t> open_;  // processes with an open invocation
+  Status status_;
+};
+
 // State shared by the client threads.
 struct Shared {
   const RunOptions& o;
-  HistoryRecorder* rec;
+  Journal* journal = nullptr;
   std::atomic<int64_t> next_txn{0};
   std::atomic<int64_t> next_value{1};
   std::atomic<int64_t> ok{0}, fail{0}, info{0};
@@ -94,6 +191,14 @@ struct Shared {
   // processes through the mount.
   std::string sock, mount, dbfs_exe;
   bool posix = false;
+  // Client threads still running (the nemesis stops when none is).
+  std::atomic<int> running{0};
+
+  // Whether the daemon serves (false from just before a kill until the
+  // remount is live): clients wait for it instead of failing to connect.
+  std::mutex up_mu;
+  std::condition_variable up_cv;
+  bool up = true;  // guarded by up_mu
 
   Shared(const RunOptions& opts, int64_t first_key) : o(opts), next_key(first_key) {
     for (int i = 0; i < o.keys; ++i) {
@@ -119,8 +224,41 @@ struct Shared {
   }
 
   void Fatal(const std::string& msg) {
-    std::lock_guard g(mu);
-    if (!fatal.exchange(true)) fatal_msg = msg;
+    {
+      std::lock_guard g(mu);
+      if (!fatal.exchange(true)) fatal_msg = msg;
+    }
+    std::lock_guard g(up_mu);
+    up_cv.notify_all();  // nobody waits for a remount that will not come
+  }
+
+  void SetUp(bool is_up) {
+    std::lock_guard g(up_mu);
+    up = is_up;
+    up_cv.notify_all();
+  }
+
+  // Connects `client` to the protocol socket. Waits (bounded) while the
+  // nemesis has the daemon down; the daemon may go down again between the
+  // wait and the connect, hence the loop.
+  Status Reconnect(proto::Client* client) {
+    const auto deadline = SteadyClock::now() + (o.nemesis == "kill" ? std::chrono::seconds(180)
+                                                                    : std::chrono::seconds(1));
+    Status s;
+    while (!fatal.load()) {
+      {
+        std::unique_lock lk(up_mu);
+        if (!up_cv.wait_until(lk, deadline, [&] { return up || fatal.load(); })) {
+          return Status::IOError("the daemon did not come back");
+        }
+      }
+      if (fatal.load()) break;
+      s = client->ConnectUnix(sock);
+      if (s.ok()) return s;
+      if (SteadyClock::now() >= deadline) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return Status::IOError("the run is stopping");
   }
 };
 
@@ -141,7 +279,8 @@ Outcome RunTxn(proto::Client* client, bool serializable, bool durable, std::vect
   const uint64_t tx = r->tx;
   for (Mop& m : *txn) {
     if (m.f == Mop::kAppend) {
-      r = client->Call(proto::kAppendFile, tx, proto::PathPayload(KeyPath(m.key), std::to_string(m.value) + " "));
+      r = client->Call(proto::kAppendFile, tx,
+                       proto::PathPayload(KeyPath(m.key), std::to_string(m.value) + " "));
     } else {
       r = client->Call(proto::kReadFile, tx, proto::PathPayload(KeyPath(m.key)));
     }
@@ -168,16 +307,6 @@ Outcome RunTxn(proto::Client* client, bool serializable, bool durable, std::vect
   *why = r->msg;
   if (r->status == proto::kConflict || r->status == proto::kBadRequest) return Outcome::kFail;
   return Outcome::kInfo;
-}
-
-Status Connect(proto::Client* client, const std::string& sock) {
-  Status s;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    s = client->ConnectUnix(sock);
-    if (s.ok()) return s;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return s;
 }
 
 std::string ShellQuote(const std::string& s) {
@@ -272,7 +401,7 @@ Outcome Exec(Shared* sh, proto::Client* client, std::vector<Mop>* txn, std::stri
              Status* fatal) {
   if (sh->posix) return RunTxnPosix(*sh, txn, why);
   if (!client->connected()) {
-    if (Status s = Connect(client, sh->sock); !s.ok()) {
+    if (Status s = sh->Reconnect(client); !s.ok()) {
       *fatal = Status::IOError("cannot connect to " + sh->sock + ": " + s.ToString());
       return Outcome::kFail;
     }
@@ -280,13 +409,43 @@ Outcome Exec(Shared* sh, proto::Client* client, std::vector<Mop>* txn, std::stri
   return RunTxn(client, sh->o.serializable, sh->o.durable, txn, why);
 }
 
+// Records the outcome of `process`'s transaction; :fail and :info repeat the
+// invocation (`invoked`), :ok carries the reads (`txn`).
+Status Record(Shared* sh, int64_t process, Outcome out, const std::vector<Mop>& invoked,
+              std::vector<Mop> txn) {
+  switch (out) {
+    case Outcome::kOk:
+      sh->ok.fetch_add(1);
+      return sh->journal->Complete(process, Op::kOk, std::move(txn));
+    case Outcome::kFail:
+      sh->fail.fetch_add(1);
+      return sh->journal->Complete(process, Op::kFail, invoked);
+    case Outcome::kInfo:
+      sh->info.fetch_add(1);
+      return sh->journal->Complete(process, Op::kInfo, invoked);
+  }
+  return Status::Invalid("unknown outcome");
+}
+
 void ClientThread(Shared* sh, int index) {
+  struct Exit {
+    Shared* sh;
+    ~Exit() { sh->running.fetch_sub(1); }
+  } exit_guard{sh};
   std::mt19937_64 rng(sh->o.seed * 1000003 + static_cast<uint64_t>(index));
   int64_t process = index;
   proto::Client client;
   std::uniform_int_distribution<int> len_dist(1, std::max(1, sh->o.max_txn_len));
   std::bernoulli_distribution is_append(0.5);
   while (!sh->fatal.load() && sh->next_txn.fetch_add(1) < sh->o.ops) {
+    // Connect before invoking: no transaction is started against a daemon
+    // the nemesis has taken down.
+    if (!sh->posix && !client.connected()) {
+      if (Status s = sh->Reconnect(&client); !s.ok()) {
+        sh->Fatal("cannot connect to " + sh->sock + ": " + s.ToString());
+        return;
+      }
+    }
     std::vector<Mop> txn;
     const int n = len_dist(rng);
     for (int i = 0; i < n; ++i) {
@@ -294,38 +453,26 @@ void ClientThread(Shared* sh, int index) {
       const int64_t key = sh->PickKey(rng, append);
       txn.push_back(append ? Mop::Append(key, sh->next_value.fetch_add(1)) : Mop::Read(key));
     }
-    if (auto idx = sh->rec->Invoke(process, txn); !idx.ok()) {
-      sh->Fatal("recording: " + idx.status().ToString());
+    const std::vector<Mop> invoked = txn;
+    if (Status s = sh->journal->Invoke(process, txn); !s.ok()) {
+      sh->Fatal("recording: " + s.ToString());
       return;
     }
     std::string why;
     Status fatal;
     const Outcome out = Exec(sh, &client, &txn, &why, &fatal);
     if (!fatal.ok()) {
-      (void)sh->rec->Complete(process, Op::kFail);
+      (void)sh->journal->Complete(process, Op::kFail, invoked);
       sh->Fatal(fatal.ToString());
       return;
     }
-    Result<int64_t> done = Status::Ok();
-    switch (out) {
-      case Outcome::kOk:
-        sh->ok.fetch_add(1);
-        done = sh->rec->Complete(process, Op::kOk, txn);
-        break;
-      case Outcome::kFail:
-        sh->fail.fetch_add(1);
-        done = sh->rec->Complete(process, Op::kFail);
-        break;
-      case Outcome::kInfo:
-        sh->info.fetch_add(1);
-        done = sh->rec->Complete(process, Op::kInfo);
-        process += sh->o.clients;  // a process never invokes after :info
-        client.Close();
-        break;
-    }
-    if (!done.ok()) {
-      sh->Fatal("recording: " + done.status().ToString());
+    if (Status s = Record(sh, process, out, invoked, std::move(txn)); !s.ok()) {
+      sh->Fatal("recording: " + s.ToString());
       return;
+    }
+    if (out == Outcome::kInfo) {
+      process += sh->o.clients;  // a process never invokes after :info
+      client.Close();
     }
   }
 }
@@ -340,24 +487,18 @@ Status FinalReads(Shared* sh, int64_t process) {
     for (int attempt = 0; attempt < 20 && !done; ++attempt) {
       std::vector<Mop> txn;
       for (size_t j = 0; j < n; ++j) txn.push_back(Mop::Read(keys[i + j]));
-      DBFS_RETURN_IF_ERROR(sh->rec->Invoke(process, txn).status());
+      const std::vector<Mop> invoked = txn;
+      DBFS_RETURN_IF_ERROR(sh->journal->Invoke(process, txn));
       std::string why;
       Status fatal;
       const Outcome out = Exec(sh, &client, &txn, &why, &fatal);
       if (!fatal.ok()) {
-        (void)sh->rec->Complete(process, Op::kFail);
+        (void)sh->journal->Complete(process, Op::kFail, invoked);
         return fatal;
       }
-      if (out == Outcome::kOk) {
-        sh->ok.fetch_add(1);
-        DBFS_RETURN_IF_ERROR(sh->rec->Complete(process, Op::kOk, txn).status());
-        done = true;
-      } else if (out == Outcome::kFail) {
-        sh->fail.fetch_add(1);
-        DBFS_RETURN_IF_ERROR(sh->rec->Complete(process, Op::kFail).status());
-      } else {
-        sh->info.fetch_add(1);
-        DBFS_RETURN_IF_ERROR(sh->rec->Complete(process, Op::kInfo).status());
+      DBFS_RETURN_IF_ERROR(Record(sh, process, out, invoked, std::move(txn)));
+      done = out == Outcome::kOk;
+      if (out == Outcome::kInfo) {
         ++process;
         client.Close();
       }
@@ -368,21 +509,106 @@ Status FinalReads(Shared* sh, int64_t process) {
   return Status::Ok();
 }
 
+struct NemesisStats {
+  int kills = 0;
+  double longest_restart_s = 0;  // from the SIGKILL to a live mount
+};
+
+// One round of the kill nemesis: SIGKILL the daemon, clear the stale mount,
+// remount the volume with the same command. Each step is recorded as Jepsen
+// records a nemesis (:invoke, then :info: it is never certain what a fault did).
+Status KillAndRestart(Shared* sh, Daemon* daemon, NemesisStats* stats) {
+  const auto t0 = SteadyClock::now();
+  sh->SetUp(false);
+  DBFS_RETURN_IF_ERROR(sh->journal->Nemesis(Op::kInvoke, "kill", "nil"));
+  const pid_t killed = daemon->pid();
+  Status s = daemon->Kill();
+  const std::string killed_value =
+      s.ok() ? "{:pid " + std::to_string(killed) + ", :signal :SIGKILL}" : EdnString(s.ToString());
+  DBFS_RETURN_IF_ERROR(sh->journal->Nemesis(Op::kInfo, "kill", killed_value));
+  DBFS_RETURN_IF_ERROR(s);
+  ++stats->kills;
+  DBFS_RETURN_IF_ERROR(sh->journal->Nemesis(Op::kInvoke, "start", "nil"));
+  const auto t1 = SteadyClock::now();
+  s = daemon->Start();
+  const auto t2 = SteadyClock::now();
+  const auto ms = [](auto d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  };
+  const std::string started_value = s.ok() ? "{:pid " + std::to_string(daemon->pid()) +
+                                                  ", :mount-ms " + ms(t2 - t1) + ", :down-ms " +
+                                                  ms(t2 - t0) + "}"
+                                            : EdnString(s.ToString());
+  DBFS_RETURN_IF_ERROR(sh->journal->Nemesis(Op::kInfo, "start", started_value));
+  DBFS_RETURN_IF_ERROR(s);
+  stats->longest_restart_s =
+      std::max(stats->longest_restart_s, std::chrono::duration<double>(t2 - t0).count());
+  sh->SetUp(true);
+  return Status::Ok();
+}
+
+// The kill nemesis, on the calling (main) thread, until the clients finish:
+// the k-th kill at start + k * interval, or once k/(kills+1) of the
+// transactions have started.
+void RunKillNemesis(Shared* sh, Daemon* daemon, SteadyClock::time_point start,
+                    NemesisStats* stats) {
+  const RunOptions& o = sh->o;
+  for (int k = 1; k <= o.kills; ++k) {
+    const auto when = start + std::chrono::duration_cast<SteadyClock::duration>(
+                                  std::chrono::duration<double>(o.kill_interval * k));
+    const int64_t after = o.ops * k / (o.kills + 1);
+    bool due = false;
+    while (!sh->fatal.load() && sh->running.load() > 0) {
+      due = o.kill_interval > 0 ? SteadyClock::now() >= when : sh->next_txn.load() >= after;
+      if (due) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!due || sh->fatal.load()) return;
+    if (Status s = KillAndRestart(sh, daemon, stats); !s.ok()) {
+      sh->Fatal("nemesis: " + s.ToString());
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 std::string VolumeOfMount(const std::string& mount) {
-  std::ifstream in("/proc/mounts");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string src, mp, type;
-    if (!(f >> src >> mp >> type)) continue;
-    if (Unescape(mp) != mount) continue;
-    src = Unescape(src);
-    if (src.rfind("dbfs:", 0) == 0) found = src.substr(5);  // the last mount wins
-  }
-  return found;
+  const std::string src = MountSource(mount);
+  return src.rfind("dbfs:", 0) == 0 ? src.substr(5) : std::string();
 }
+
+namespace {
+
+std::string RealPath(const std::string& path, std::ostream& err) {
+  char* real = realpath(path.c_str(), nullptr);
+  if (real == nullptr) {
+    err << "dbfs elle run: " << path << ": " << std::strerror(errno) << "\n";
+    return "";
+  }
+  std::string out(real);
+  free(real);
+  return out;
+}
+
+std::string SelfExe() {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  return n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string();
+}
+
+// dbfs-mount next to this executable (the build tree, an install), else $PATH.
+std::string DefaultMountBin() {
+  const std::string self = SelfExe();
+  const size_t slash = self.rfind('/');
+  if (slash != std::string::npos) {
+    const std::string sibling = self.substr(0, slash + 1) + "dbfs-mount";
+    if (::access(sibling.c_str(), X_OK) == 0) return sibling;
+  }
+  return FindExecutable("dbfs-mount");
+}
+
+}  // namespace
 
 int RunWorkload(const RunOptions& o, std::ostream& out, std::ostream& err) {
   if (o.via != "protocol" && o.via != "posix") {
@@ -393,16 +619,58 @@ int RunWorkload(const RunOptions& o, std::ostream& out, std::ostream& err) {
     err << "dbfs elle run: --clients, --ops, --keys and --max-txn-len must be >= 1\n";
     return kCheckUnreadable;
   }
-  std::string sock = o.socket;
-  char* real = realpath(o.mount.c_str(), nullptr);
-  if (real == nullptr) {
-    err << "dbfs elle run: " << o.mount << ": " << std::strerror(errno) << "\n";
+  const bool kill_nemesis = o.nemesis == "kill";
+  if (o.nemesis != "none" && !kill_nemesis) {
+    err << "dbfs elle run: --nemesis must be none or kill\n";
     return kCheckUnreadable;
   }
-  const std::string mount(real);
-  free(real);
+  if (kill_nemesis && (o.volume.empty() || o.via != "protocol")) {
+    err << "dbfs elle run: --nemesis kill restarts the daemon: it needs --volume (the runner "
+           "mounts it at --mount) and --via protocol\n";
+    return kCheckUnreadable;
+  }
+  if (o.kills < 0 || !(o.kill_interval >= 0)) {
+    err << "dbfs elle run: --kills and --kill-interval must be >= 0\n";
+    return kCheckUnreadable;
+  }
+  const std::string mount = RealPath(o.mount, err);
+  if (mount.empty()) return kCheckUnreadable;
+
+  // The runner's own mount, stopped by ~Daemon on every early return.
+  std::optional<Daemon> daemon;
+  std::string volume;
+  if (!o.volume.empty()) {
+    volume = RealPath(o.volume, err);
+    if (volume.empty()) return kCheckUnreadable;
+    DaemonOptions d;
+    d.mount_bin = o.mount_bin.empty() ? DefaultMountBin() : FindExecutable(o.mount_bin);
+    if (d.mount_bin.empty()) {
+      err << "dbfs elle run: dbfs-mount not found (give --mount-bin)\n";
+      return kCheckUnreadable;
+    }
+    d.volume = volume;
+    d.mount = mount;
+    d.options = o.mount_opts;
+    d.log = o.daemon_log.empty() ? o.out + ".daemon.log" : o.daemon_log;
+    if (IsMountPoint(mount)) {
+      err << "dbfs elle run: " << mount << " is already a mount point; with --volume the runner "
+          << "mounts the volume itself\n";
+      return kCheckUnreadable;
+    }
+    daemon.emplace(std::move(d));
+    if (Status s = daemon->Start(); !s.ok()) {
+      err << "dbfs elle run: mounting " << volume << ": " << s.ToString() << "\n";
+      return kCheckUnreadable;
+    }
+  } else {
+    volume = VolumeOfMount(mount);
+  }
+  if (kill_nemesis && !o.durable) {
+    err << "dbfs elle run: note: without --durable, acknowledged commits need not survive a "
+           "kill; checking them only with --realtime\n";
+  }
+  std::string sock = o.socket;
   if (sock.empty() && o.via == "protocol") {
-    const std::string volume = VolumeOfMount(mount);
     if (volume.empty()) {
       err << "dbfs elle run: " << mount << " is not a DBFS mount\n";
       return kCheckUnreadable;
@@ -418,48 +686,58 @@ int RunWorkload(const RunOptions& o, std::ostream& out, std::ostream& err) {
     err << "dbfs elle run: cannot write " << o.out << "\n";
     return kCheckUnreadable;
   }
-  HistoryRecorder::Options ro;
-  ro.sink = &file;
-  ro.keep_in_memory = false;
-  HistoryRecorder rec(std::move(ro));
+  Journal journal(&file);
   Shared sh(o, FirstFreeKey(mount + "/elle"));
-  sh.rec = &rec;
-
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<std::thread> threads;
+  sh.journal = &journal;
   sh.sock = sock;
   sh.mount = mount;
   sh.posix = o.via == "posix";
-  {
-    char exe[4096];
-    const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    sh.dbfs_exe = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "dbfs";
-  }
+  sh.dbfs_exe = SelfExe();
+  if (sh.dbfs_exe.empty()) sh.dbfs_exe = "dbfs";
+
+  const auto start = SteadyClock::now();
+  std::vector<std::thread> threads;
+  sh.running.store(o.clients);
   for (int i = 0; i < o.clients; ++i) threads.emplace_back(ClientThread, &sh, i);
+  // The nemesis runs on this thread: the daemon's PR_SET_PDEATHSIG is tied
+  // to the thread that forked it (elle/daemon.h).
+  NemesisStats nemesis;
+  if (kill_nemesis) RunKillNemesis(&sh, &*daemon, start, &nemesis);
   for (auto& t : threads) t.join();
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs = std::chrono::duration<double>(SteadyClock::now() - start).count();
   if (sh.fatal.load()) {
     err << "dbfs elle run: " << sh.fatal_msg << "\n";
     return kCheckUnreadable;
   }
-  const int64_t workload_ok = sh.ok.load();
+  const int64_t committed = sh.ok.load(), aborted = sh.fail.load(), info = sh.info.load();
   if (Status s = FinalReads(&sh, int64_t{1} << 40); !s.ok()) {
     err << "dbfs elle run: final reads: " << s.ToString() << "\n";
     return kCheckUnreadable;
   }
   file.flush();
-  if (!file || !rec.sink_status().ok()) {
+  if (!file || !journal.status().ok()) {
     err << "dbfs elle run: writing " << o.out << " failed\n";
     return kCheckUnreadable;
   }
   file.close();
+  Status stopped;
+  if (daemon) stopped = daemon->Stop();
   out << "elle run: " << o.clients << " clients, " << o.ops << " transactions, " << sh.used.size()
       << " keys, history " << o.out << "\n";
-  out << "committed " << workload_ok << ", aborted " << sh.fail.load() << ", unknown (info) "
-      << sh.info.load() << ", " << static_cast<int64_t>(static_cast<double>(workload_ok) / secs)
-      << " commits/s over " << secs << " s\n";
-  return RunCheck(o.out, /*realtime=*/false, out, err);
+  out << "committed " << committed << ", aborted " << aborted << ", unknown (info) " << info << ", "
+      << static_cast<int64_t>(static_cast<double>(committed) / secs) << " commits/s over " << secs
+      << " s\n";
+  if (kill_nemesis) {
+    out << "nemesis: " << nemesis.kills << " kills (SIGKILL, remount), longest outage "
+        << nemesis.longest_restart_s << " s\n";
+  }
+  const bool realtime = o.realtime || (kill_nemesis && o.durable);
+  const int rc = RunCheck(o.out, realtime, out, err);
+  if (!stopped.ok()) {
+    err << "dbfs elle run: unmounting " << mount << ": " << stopped.ToString() << "\n";
+    return kCheckUnreadable;
+  }
+  return rc;
 }
 
 }  // namespace dbfs::elle

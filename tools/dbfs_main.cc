@@ -2,6 +2,7 @@
 //   dbfs tx run [--mount MNT] [--isolation serializable|snapshot] [--retries N] [--durable] -- CMD...
 //   eval "$(dbfs tx begin)"; ...; dbfs tx commit | dbfs tx abort;  dbfs tx status
 //   dbfs stats [--mount MNT]
+//   dbfs elle check FILE [--realtime];  dbfs elle run --mount MNT [--volume VOL --nemesis kill] ...
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -139,13 +140,28 @@ int main(int argc, char** argv) {
   erun->add_option("--ops", elle_run.ops, "transactions in total (default 1000)")->check(CLI::PositiveNumber);
   erun->add_option("--keys", elle_run.keys, "active keys (default 8)")->check(CLI::PositiveNumber);
   erun->add_option("--max-txn-len", elle_run.max_txn_len, "micro-ops per transaction, at most (default 4)")->check(CLI::PositiveNumber);
-  erun->add_option("--via", elle_run.via, "protocol (default)")->check(CLI::IsMember({"protocol", "posix"}));
+  erun->add_option("--via", elle_run.via, "protocol (default) or posix")->check(CLI::IsMember({"protocol", "posix"}));
   erun->add_option("--out", elle_run.out, "history file (EDN; default history.edn)");
   erun->add_option("--seed", elle_run.seed, "random seed (default 1)");
   std::string elle_isolation = "serializable";
   erun->add_option("--isolation", elle_isolation, "serializable (default) or snapshot")
       ->check(CLI::IsMember({"serializable", "snapshot"}));
   erun->add_flag("--durable", elle_run.durable, "durable commits");
+  erun->add_flag("--realtime", elle_run.realtime,
+                 "check strict serializability: a lost acknowledged commit is an anomaly "
+                 "(implied by --nemesis kill --durable)");
+  erun->add_option("--volume", elle_run.volume,
+                   "mount this volume at --mount for the run and unmount it after (needed by --nemesis)");
+  erun->add_option("--mount-bin", elle_run.mount_bin, "dbfs-mount to use (default: next to dbfs, else $PATH)");
+  erun->add_option("--mount-opts", elle_run.mount_opts, "dbfs-mount -o options of the runner's mounts");
+  erun->add_option("--daemon-log", elle_run.daemon_log, "the daemon's output (default: OUT.daemon.log)");
+  erun->add_option("--nemesis", elle_run.nemesis,
+                   "none (default) or kill: SIGKILL the daemon and remount the volume during the run")
+      ->check(CLI::IsMember({"none", "kill"}));
+  erun->add_option("--kills", elle_run.kills, "kills by --nemesis kill (default 3)")->check(CLI::NonNegativeNumber);
+  erun->add_option("--kill-interval", elle_run.kill_interval,
+                   "seconds between kills (default 0: spread the kills evenly over the transactions)")
+      ->check(CLI::NonNegativeNumber);
 
   auto* version = app.add_subcommand("version", "print the version");
   CLI11_PARSE(app, argc, argv);

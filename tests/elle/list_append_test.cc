@@ -10,31 +10,12 @@
 #include <vector>
 
 #include "elle/history.h"
+#include "tests/elle/check_util.h"
 
 namespace dbfs::elle {
 namespace {
 
 using Types = std::vector<std::string>;
-
-CheckResult Check(std::string_view edn, bool realtime = false) {
-  auto history = ParseHistory(edn);
-  EXPECT_TRUE(history.ok()) << history.status().ToString();
-  if (!history.ok()) return {};
-  CheckOptions options;
-  options.realtime = realtime;
-  auto result = CheckListAppend(*history, options);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  if (!result.ok()) return {};
-  return std::move(result).value();
-}
-
-std::string Explain(const CheckResult& r) {
-  std::string s;
-  for (const auto& [type, examples] : r.anomalies) {
-    s += type + ": " + examples.front().explanation + "\n";
-  }
-  return s;
-}
 
 // --- Valid histories ---------------------------------------------------------
 
