@@ -245,7 +245,7 @@ class FilesystemImpl {
     std::lock_guard g(hot_mu_);
     invalidate_ = std::move(f);
   }
-  void SetEntryInvalidator(std::function<void(uint64_t, std::string_view)> f) {
+  void SetEntryInvalidator(Filesystem::EntryInvalidator f) {
     std::lock_guard g(hot_mu_);
     invalidate_entry_ = std::move(f);
   }
@@ -374,7 +374,7 @@ class FilesystemImpl {
   std::mutex hot_mu_;
   std::unordered_map<uint64_t, int> hot_;              // guarded by hot_mu_: inode -> open txs touching it
   std::function<void(uint64_t, bool)> invalidate_;     // guarded by hot_mu_
-  std::function<void(uint64_t, std::string_view)> invalidate_entry_;  // guarded by hot_mu_
+  Filesystem::EntryInvalidator invalidate_entry_;  // guarded by hot_mu_
   std::atomic<size_t> open_txs_{0};
   std::atomic<uint64_t> tx_commits_{0}, tx_conflicts_{0}, tx_aborts_{0};
 
@@ -828,7 +828,7 @@ void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync) {
     open_txs_.fetch_sub(1, std::memory_order_release);
   }
   std::function<void(uint64_t, bool)> inval;
-  std::function<void(uint64_t, std::string_view)> inval_entry;
+  Filesystem::EntryInvalidator inval_entry;
   {
     std::lock_guard g(hot_mu_);
     for (uint64_t ino : tx->inodes) {
@@ -841,9 +841,7 @@ void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync) {
   // The kernel applied the transaction's namespace changes to its shared
   // dentry cache as they happened; drop those entries so everyone looks up
   // the committed (or, after an abort, the unchanged) state.
-  if (inval_entry && sync) {
-    for (const auto& [parent, name] : tx->entries) inval_entry(parent, name);
-  }
+  if (inval_entry && sync) inval_entry(tx->entries);
   // Synchronously: when commit returns, no outside reader may still be served
   // the old pages or attributes from the kernel's caches.
   if (inval) {
@@ -2105,7 +2103,7 @@ Status Filesystem::AbortTx(const Caller& c, uint64_t id) { return impl_->TxAbort
 void Filesystem::SetInvalidator(std::function<void(uint64_t, bool)> f) {
   impl_->SetInvalidator(std::move(f));
 }
-void Filesystem::SetEntryInvalidator(std::function<void(uint64_t, std::string_view)> f) {
+void Filesystem::SetEntryInvalidator(EntryInvalidator f) {
   impl_->SetEntryInvalidator(std::move(f));
 }
 FsStats Filesystem::Stats() const { return impl_->Stats(); }

@@ -15,6 +15,7 @@
 #include <functional>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -227,10 +228,11 @@ class Filesystem {
   // inode (attributes, pages). sync=false may be queued; sync=true must be
   // done when it returns (called at commit/abort, outside kernel locks).
   void SetInvalidator(std::function<void(uint64_t ino, bool sync)> f);
-  // Installs the function that makes the kernel drop a cached directory
-  // entry (parent, name) — done synchronously when a transaction that
-  // changed the entry commits or aborts.
-  void SetEntryInvalidator(std::function<void(uint64_t parent, std::string_view name)> f);
+  // Installs the function that makes the kernel drop cached directory
+  // entries (parent, name) — called when a transaction that changed them
+  // commits or aborts, before the commit or abort returns.
+  using EntryInvalidator = std::function<void(const std::set<std::pair<uint64_t, std::string>>&)>;
+  void SetEntryInvalidator(EntryInvalidator f);
 
   // Test hook: abandons the volume like a killed daemon (no flush, no sync,
   // no orphan reclamation). Only destruction may follow.

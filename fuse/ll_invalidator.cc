@@ -24,9 +24,11 @@ void Invalidator::Detach() {
     std::lock_guard<std::mutex> g(mu_);
     stop_ = true;
     queued_.clear();
+    entries_done_ += queued_entries_.size();
     queued_entries_.clear();
   }
   cv_.notify_all();
+  done_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   std::unique_lock<std::shared_mutex> g(session_mu_);
   se_ = nullptr;
@@ -42,13 +44,21 @@ void Invalidator::Invalidate(uint64_t ino, bool sync) {
   cv_.notify_one();
 }
 
-void Invalidator::InvalidateEntry(uint64_t parent, std::string_view name) {
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    if (stop_) return;
-    queued_entries_.emplace(parent, std::string(name));
-  }
+bool Invalidator::InvalidateEntries(const std::set<std::pair<uint64_t, std::string>>& entries,
+                                    std::chrono::milliseconds wait) {
+  if (entries.empty()) return true;
+  std::unique_lock<std::mutex> lk(mu_);
+  if (stop_) return true;
+  for (const auto& e : entries) queued_entries_.push_back(e);
+  entries_queued_ += entries.size();
+  const uint64_t target = entries_queued_;
   cv_.notify_one();
+  const bool done = done_cv_.wait_for(lk, wait, [&] { return stop_ || entries_done_ >= target; });
+  if (!done) {
+    spdlog::warn("invalidating {} directory entries in the kernel took over {} ms; not waiting longer",
+                 entries.size(), wait.count());
+  }
+  return done;
 }
 
 void Invalidator::NotifyEntry(uint64_t parent, const std::string& name) {
@@ -78,11 +88,13 @@ void Invalidator::Work() {
     cv_.wait(lk, [this] { return stop_ || !queued_.empty() || !queued_entries_.empty(); });
     if (stop_) return;
     if (!queued_entries_.empty()) {
-      auto e = *queued_entries_.begin();
-      queued_entries_.erase(queued_entries_.begin());
+      auto e = std::move(queued_entries_.front());
+      queued_entries_.pop_front();
       lk.unlock();
       NotifyEntry(e.first, e.second);
       lk.lock();
+      ++entries_done_;
+      done_cv_.notify_all();
       continue;
     }
     const uint64_t ino = *queued_.begin();

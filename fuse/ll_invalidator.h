@@ -10,8 +10,10 @@
 // outside that window do nothing.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <string>
@@ -40,10 +42,13 @@ class Invalidator {
   // Invalidates the attributes and all cached pages of `ino`: at once if
   // `sync`, else soon (repeated requests for a queued inode are merged).
   void Invalidate(uint64_t ino, bool sync);
-  // Drops the kernel's cached entry `name` in directory `parent`, soon (on
-  // the worker: the directory's lock may be held by requests that wait for
-  // a worker thread, so doing it inline can starve the session).
-  void InvalidateEntry(uint64_t parent, std::string_view name);
+  // Drops the kernel's cached entries (parent, name) on the worker — never
+  // inline: the kernel takes each directory's lock, which requests waiting
+  // for a worker thread may hold — and waits until the worker has done them,
+  // for at most `wait` (so a session with every worker busy slows down
+  // instead of stalling). Returns false if the wait timed out.
+  bool InvalidateEntries(const std::set<std::pair<uint64_t, std::string>>& entries,
+                         std::chrono::milliseconds wait);
 
  private:
   void Notify(uint64_t ino);
@@ -56,7 +61,10 @@ class Invalidator {
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<uint64_t> queued_;  // guarded by mu_
-  std::set<std::pair<uint64_t, std::string>> queued_entries_;  // guarded by mu_
+  std::deque<std::pair<uint64_t, std::string>> queued_entries_;  // guarded by mu_
+  uint64_t entries_queued_ = 0;  // ever queued, guarded by mu_
+  uint64_t entries_done_ = 0;    // ever notified (or dropped), guarded by mu_
+  std::condition_variable done_cv_;
   void NotifyEntry(uint64_t parent, const std::string& name);
   bool stop_ = false;          // guarded by mu_
   std::thread worker_;

@@ -353,8 +353,9 @@ class InvalidationScope {
     Invalidator* inv = &adapter_->invalidator();
     inv->Attach(se);
     adapter_->fs().SetInvalidator([inv](uint64_t ino, bool sync) { inv->Invalidate(ino, sync); });
-    adapter_->fs().SetEntryInvalidator(
-        [inv](uint64_t parent, std::string_view name) { inv->InvalidateEntry(parent, name); });
+    adapter_->fs().SetEntryInvalidator([inv](const std::set<std::pair<uint64_t, std::string>>& es) {
+      inv->InvalidateEntries(es, std::chrono::seconds(2));
+    });
   }
   ~InvalidationScope() {
     adapter_->fs().SetInvalidator(nullptr);
@@ -400,7 +401,11 @@ Status ServeSession(const MountOptions& o, Adapter* adapter, const ReadyCallback
   }
   fuse_loop_cfg_set_clone_fd(cfg.get(), 0);
   fuse_loop_cfg_set_idle_threads(cfg.get(), 10);
-  fuse_loop_cfg_set_max_threads(cfg.get(), 16);
+  // Workers are made on demand (each holds a max_write buffer). Some requests
+  // block for long: F_SETLKW waits, and commits waiting for the kernel to drop
+  // directory entries (whose locks other requests hold while they wait for a
+  // worker); enough workers keep those from starving everything else.
+  fuse_loop_cfg_set_max_threads(cfg.get(), 64);
   int rc;
   {
     // Only this thread takes the shutdown signals: its sem_wait in the loop

@@ -1,5 +1,6 @@
 // Files: open, create, read, write, flush, release, fsync, fallocate, lseek,
 // copy_file_range.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "fuse/ll_context.h"
@@ -16,9 +17,21 @@ bool BadOffset(off_t off) { return off < 0; }
 // through this mount and updates or invalidates them (docs/ARCHITECTURE.md
 // section 7). A file seen from inside an explicit transaction, or touched by
 // one, uses direct I/O: uncommitted data must never enter the shared cache.
+//
+// A write-only descriptor uses direct I/O too, for write(2) atomicity: through
+// the page cache the kernel ends a write request at the first page boundary
+// when that first page is partial and not cached, so one unaligned write(2)
+// would arrive as two requests — two commits, and a power cut between them
+// tears the write. Direct I/O sends it whole (up to max_write). It costs a
+// write-only descriptor nothing it could use (it cannot read or be mapped),
+// and the kernel invalidates the cached pages a direct write overlaps, so
+// readers with cached descriptors stay coherent. Not a cache bypass for the
+// entry and attribute caches: those still follow `uncached` only.
 bool SetCacheMode(fuse_req_t req, const Caller& c, uint64_t ino, fuse_file_info* fi) {
   const bool uncached = Uncached(req, c, ino);
-  fi->direct_io = uncached;
+  const bool write_only = (fi->flags & O_ACCMODE) == O_WRONLY;
+  fi->direct_io = uncached || write_only;
+  // Keep other descriptors' cached pages: a write-only open changes nothing yet.
   fi->keep_cache = !uncached;
   return uncached;
 }

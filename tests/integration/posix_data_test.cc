@@ -3,6 +3,7 @@
 // a whole tree across unmount/mount.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -233,6 +235,34 @@ TEST_F(PosixData, TruncateDownThenUpReadsZeros) {
   EXPECT_EQ("tail", got.substr(3 << 20));
   ASSERT_TRUE(vol_->Remount());
   EXPECT_EQ(got, ReadFile(f)) << "after remount";
+}
+
+// Write-only descriptors use direct I/O (write(2) atomicity); descriptors
+// that read keep the page cache. A cached reader and a shared read mapping
+// must still see every write at once, never stale pages.
+TEST_F(PosixData, CachedReaderAndMappingSeeDirectWrites) {
+  std::string f = path("c");
+  std::string data = Pattern(64 << 10, 7);
+  ASSERT_TRUE(WriteFile(f, data));
+  Fd r(open(f.c_str(), O_RDONLY));
+  ASSERT_GE(r.get(), 0);
+  std::string got(data.size(), '\0');
+  ASSERT_EQ(static_cast<ssize_t>(got.size()), pread(r.get(), got.data(), got.size(), 0));
+  ASSERT_EQ(data, got);  // every page is now cached
+  void* map = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, r.get(), 0);
+  ASSERT_NE(MAP_FAILED, map);
+  const char* m = static_cast<const char*>(map);
+  ASSERT_EQ(0, memcmp(m, data.data(), data.size()));
+  Fd w(open(f.c_str(), O_WRONLY));
+  ASSERT_GE(w.get(), 0);
+  // Unaligned, across page boundaries.
+  const std::string patch = Pattern(9000, 8);
+  ASSERT_TRUE(PWriteAll(w.get(), patch, 4095));
+  data.replace(4095, patch.size(), patch);
+  ASSERT_EQ(static_cast<ssize_t>(got.size()), pread(r.get(), got.data(), got.size(), 0));
+  EXPECT_EQ(data, got) << "a cached reader saw stale pages after a write-only descriptor wrote";
+  EXPECT_EQ(0, memcmp(m, data.data(), data.size())) << "a shared mapping saw stale pages";
+  munmap(map, data.size());
 }
 
 // A full description of a tree, for before/after comparisons.

@@ -742,8 +742,13 @@ class Workload {
       }
     } else if (p < 90) {  // write to an unlinked-but-open file (invisible)
       if (held_.empty() || (avoid_known_ && in_tx_)) return;
+      const int fd = held_[R(held_.size())];
+      // Only if it is unlinked: an unlink inside a transaction that aborted
+      // left the held file linked, and junk in it would be visible.
+      struct stat st;
+      if (fstat(fd, &st) != 0 || st.st_nlink != 0) return;
       std::string junk = Pattern(0, 0, 4096 + R(60000));
-      ssize_t ignored = pwrite(held_[R(held_.size())], junk.data(), junk.size(), R(100000));
+      ssize_t ignored = pwrite(fd, junk.data(), junk.size(), R(100000));
       (void)ignored;  // may fail after the cut; the next op notices
     } else if (SyncChance(100)) {
       Simple("FSYNCDIR", dir);
