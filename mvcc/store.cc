@@ -103,6 +103,7 @@ Status Store::Recover() {
   last_csn_ = last;
   last_lsn_ = applied;
   flushed_csn_ = last;
+  applied_lsn_.store(applied, std::memory_order_release);
   uint64_t max_ino = next_ino > 0 ? next_ino - 1 : 1;
 
   const std::string wal_dir = dir_ + "/wal";
@@ -137,6 +138,7 @@ Status Store::Recover() {
     wal::WriterOptions wo;
     wo.segment_size = opts_.segment_size;
     wo.uuid = uuid_;
+    wo.unconfirmed_from = applied;
     DBFS_ASSIGN_OR_RETURN(wal_, wal::Writer::Open(opts_.fs, wal_dir, wo, end.end));
     if (recovery_.commits_replayed > 0) {
       std::lock_guard g(flush_mu_);
@@ -262,6 +264,12 @@ Result<std::optional<std::string>> Store::ChangedSince(Table t, std::string_view
     if (k.size() < kCsnSuffix) return Status::Corruption("short versioned key");
     std::string_view logical = VersionLogical(k);
     if (!end.empty() && logical >= end) break;
+    // The versions of a key just below `begin` (begin = key + "\0") sort
+    // after `begin` itself: skip them.
+    if (logical < begin) {
+      DBFS_ASSIGN_OR_RETURN(valid, c->Seek(AfterAllVersions(logical)));
+      continue;
+    }
     // The first version met of a logical key is its newest.
     if (VersionCsn(k) > snap) return std::optional<std::string>(std::string(logical));
     DBFS_ASSIGN_OR_RETURN(valid, c->Seek(AfterAllVersions(logical)));
@@ -501,7 +509,61 @@ Status Store::FlushLocked() {
   for (int i = 0; i < kNumTables; ++i) overlay_.TrimUpTo(static_cast<Table>(i), collected[i], upto);
   gc_pending_ = std::move(pending);
   flushed_csn_ = upto;
+  applied_lsn_.store(upto_lsn, std::memory_order_release);
   flushes_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Result<std::vector<std::pair<uint32_t, uint64_t>>> Store::WalSegments() {
+  const std::string wal_dir = dir_ + "/wal";
+  DBFS_ASSIGN_OR_RETURN(std::vector<uint32_t> segs, wal::ListSegments(opts_.fs, wal_dir));
+  std::vector<std::pair<uint32_t, uint64_t>> out;
+  out.reserve(segs.size());
+  for (uint32_t s : segs) {
+    char name[32];
+    snprintf(name, sizeof(name), "/%08u.wal", s);
+    auto f = opts_.fs->Open(wal_dir + name, wal::FileSystem::kReadOnly);
+    if (!f.ok()) {
+      if (f.status().code() == Code::kNotFound) continue;  // removed meanwhile
+      return f.TakeStatus();
+    }
+    DBFS_ASSIGN_OR_RETURN(uint64_t size, (*f)->Size());
+    out.emplace_back(s, size);
+  }
+  return out;
+}
+
+Status Store::RemoveWalSegment(uint32_t segment) {
+  if (!wal_) return Status::ReadOnly("volume opened read-only");
+  DBFS_RETURN_IF_ERROR(health());
+  if (segment >= wal::LsnSegment(applied_lsn())) {
+    return Status::Invalid("WAL segment " + std::to_string(segment) +
+                           " still holds records recovery would replay");
+  }
+  return wal_->RemoveSegment(segment);
+}
+
+Status Store::ForEachVersion(
+    Table t, const std::function<void(std::string_view, Csn, std::optional<std::string_view>)>& fn) {
+  // Overlay first, then LMDB (the ordering rule in overlay.h): a version
+  // trimmed from the overlay in between is in the LMDB transaction.
+  std::vector<std::pair<std::string, Chain>> ov;
+  overlay_.CollectUpTo(t, kMaxCsn, &ov);
+  for (const auto& [key, chain] : ov) {
+    for (const auto& v : chain) {
+      fn(key, v.csn, v.value ? std::optional<std::string_view>(*v.value) : std::nullopt);
+    }
+  }
+  DBFS_ASSIGN_OR_RETURN(auto r, env_->BeginRead());
+  DBFS_ASSIGN_OR_RETURN(auto c, r->NewCursor(tables_[static_cast<int>(t)]));
+  DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(""));
+  while (valid) {
+    std::string_view k = c->key(), v = c->value();
+    if (k.size() < kCsnSuffix || v.empty()) return Status::Corruption("malformed versioned entry");
+    fn(VersionLogical(k), VersionCsn(k),
+       v[0] == kTagTombstone ? std::nullopt : std::optional<std::string_view>(v.substr(1)));
+    DBFS_ASSIGN_OR_RETURN(valid, c->Next());
+  }
   return Status::Ok();
 }
 

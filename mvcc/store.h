@@ -143,6 +143,25 @@ class Store {
   // Flushes the overlay up to the visible CSN into LMDB now.
   Status Flush();
 
+  // ---- checkpoint support (fuse/checkpoint.h drives it) ----
+  // Oldest registered snapshot (kMaxCsn when none).
+  Csn MinActiveSnapshot();
+  // The WAL position recovery would start from: everything before it is in
+  // LMDB. Segments below LsnSegment(applied_lsn()) are not needed to replay.
+  wal::Lsn applied_lsn() const { return applied_lsn_.load(std::memory_order_acquire); }
+  // The WAL segment being appended to (0 when read-only).
+  uint32_t wal_segment() const { return wal_ ? wal_->current_segment() : 0; }
+  // Every WAL segment file and its size, ascending.
+  Result<std::vector<std::pair<uint32_t, uint64_t>>> WalSegments();
+  // Deletes a WAL segment nothing needs any more. REQUIRES (checked): below
+  // both the applied LSN's segment and the segment being written; the caller
+  // guarantees no version any snapshot can see refers to it.
+  Status RemoveWalSegment(uint32_t segment);
+  // Visits every stored version of every key of `t` — overlay and LMDB,
+  // tombstones as nullopt — in no particular order.
+  Status ForEachVersion(Table t, const std::function<void(std::string_view key, Csn csn,
+                                                          std::optional<std::string_view> value)>& fn);
+
   const RecoveryReport& recovery() const { return recovery_; }
   StoreStats Stats() const;
   const std::string& uuid() const { return uuid_; }
@@ -162,7 +181,6 @@ class Store {
   Store() = default;
   Status Recover();
   void ReleaseSnapshot(Csn csn);
-  Csn MinActiveSnapshot();
   void FlusherLoop();
   Status FlushLocked();  // REQUIRES: flush_mu_ held
   Status GcKey(kv::WriteTxn& w, Table t, std::string_view key, Csn min_active, bool* done);
@@ -193,6 +211,7 @@ class Store {
 
   std::mutex flush_mu_;
   Csn flushed_csn_ = 0;  // guarded by flush_mu_
+  std::atomic<wal::Lsn> applied_lsn_{0};  // written under flush_mu_
   std::set<std::pair<int, std::string>> gc_pending_;  // guarded by flush_mu_
   std::atomic<uint64_t> flushes_{0};
   std::atomic<uint64_t> gc_dropped_{0};

@@ -170,7 +170,11 @@ Result<std::unique_ptr<Reader>> Reader::Open(FileSystem* fs, const std::string& 
                                 ", is missing; run fsck.dbfs");
     }
   }
-  for (size_t i = 1; i < segs.size(); ++i) {
+  // From a nonzero start (recovery) every segment must follow the one before:
+  // a hole there is lost log. From 0 (fsck reading everything on disk) holes
+  // are normal: a checkpoint deletes old segments that nothing references,
+  // in any order.
+  for (size_t i = 1; start != 0 && i < segs.size(); ++i) {
     if (segs[i] != segs[i - 1] + 1) {
       return Status::Corruption("WAL segment " + SegmentPath(dir, segs[i - 1] + 1) +
                                 " is missing between " + SegmentFileName(segs[i - 1]) + " and " +
@@ -200,7 +204,9 @@ Result<bool> Reader::Next(Record* out) {
     }
     if (pos_ == seg_->size()) {
       if (idx_ + 1 < segs_.size()) {
-        prev_segment_end_ = MakeLsn(seg_->number(), pos_);
+        // Across a hole (segments a checkpoint deleted) nothing links the two.
+        prev_segment_end_ =
+            segs_[idx_ + 1] == seg_->number() + 1 ? MakeLsn(seg_->number(), pos_) : 0;
         seg_.reset();
         ++idx_;
         continue;

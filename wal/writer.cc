@@ -103,6 +103,25 @@ Status Writer::Recover(Lsn end) {
     // Drop the torn tail. Synced before new records can be synced after it, so
     // a power cut cannot bring the old tail back behind them.
     if (size > end_off) DBFS_RETURN_IF_ERROR(f->Truncate(end_off));
+    // Bytes recovery read but nothing proves durable are written again, so the
+    // sync below really covers them (see WriterOptions::unconfirmed_from).
+    // Older segments were synced completely before their successor existed.
+    if (opts_.unconfirmed_from < end) {
+      uint64_t from = kSegmentDataStart;
+      if (LsnSegment(opts_.unconfirmed_from) == end_seg) {
+        from = std::max<uint64_t>(from, LsnOffset(opts_.unconfirmed_from));
+      }
+      std::string buf;
+      for (uint64_t off = from; off < end_off;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(end_off - off, 1 << 20));
+        buf.resize(n);
+        size_t got = 0;
+        DBFS_RETURN_IF_ERROR(f->PRead(off, buf.data(), n, &got));
+        if (got != n) return Status::Corruption("WAL segment shrank while it was reopened");
+        DBFS_RETURN_IF_ERROR(f->PWrite(off, buf.data(), n));
+        off += n;
+      }
+    }
     DBFS_RETURN_IF_ERROR(f->Sync());
     file = std::move(f);
     seg_ = end_seg;
@@ -375,6 +394,29 @@ Status Writer::ReadPayload(uint32_t segment, uint64_t payload_offset, uint64_t o
                               " of a payload read; run fsck.dbfs");
   }
   return Status::Ok();
+}
+
+uint32_t Writer::current_segment() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return current_seg_;
+}
+
+Status Writer::RemoveSegment(uint32_t segment) {
+  std::lock_guard<std::mutex> remove_lock(remove_mu_);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (segment >= current_seg_) {
+      return Status::Invalid("WAL RemoveSegment(" + std::to_string(segment) +
+                             ") would remove the segment being written (" +
+                             std::to_string(current_seg_) + ") or a later one");
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    read_cache_.erase(segment);
+  }
+  DBFS_RETURN_IF_ERROR(fs_->Remove(SegmentPath(dir_, segment)));
+  return fs_->SyncDir(dir_);
 }
 
 Status Writer::RemoveSegmentsBefore(uint32_t segment) {

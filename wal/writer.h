@@ -33,6 +33,13 @@ struct WriterOptions {
   // 16 bytes volume uuid written into segment headers (empty: all zeros, and
   // the header of an existing segment is not checked against it).
   std::string uuid;
+  // Log bytes from here to `end` (in the segment Open resumes in) that
+  // recovery read back but nothing proves durable: after a failed fdatasync
+  // Linux keeps the lost pages readable and marks them clean, so a restarted
+  // daemon reads them and a plain fdatasync writes nothing. Open writes them
+  // again before its sync ("fsyncgate"). Default: none. The store passes its
+  // applied LSN (everything before it was synced before LMDB referred to it).
+  Lsn unconfirmed_from = ~Lsn{0};
 };
 
 struct AppendResult {
@@ -99,6 +106,11 @@ class Writer {
   // Checkpoint: removes the segment files numbered below `segment`, oldest
   // first. REQUIRES: segment <= the segment being written (else Invalid).
   Status RemoveSegmentsBefore(uint32_t segment);
+  // Checkpoint: removes one segment file below the one being written (else
+  // Invalid), leaving a hole in the numbering (Reader allows holes only
+  // below its start LSN). The caller guarantees nothing refers to it.
+  Status RemoveSegment(uint32_t segment);
+  uint32_t current_segment() const;
 
  private:
   Writer(FileSystem* fs, std::string dir, WriterOptions opts);

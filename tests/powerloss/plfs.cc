@@ -35,10 +35,24 @@
 //                  every operation fails with EIO. Unmount next.
 //   sync           make everything durable (what sync(1)/syncfs(2) would do:
 //                  the kernel does not forward those to a FUSE file system).
-//   stats          pending files/ops/bytes, namespace ops, sync counts.
+//   failsync K MATCH [hold]
+//                  the next K file syncs (fsync, fdatasync, O_SYNC/O_DSYNC
+//                  writes) of files whose path (as opened) contains MATCH
+//                  fail with EIO, the way Linux reports a failed writeback:
+//                  the operations that were pending when the sync began are
+//                  lost (never written, and a cut does not keep them) but
+//                  stay readable, as clean pages of the page cache do after
+//                  the error. With `hold` (needs --mt) the failing sync
+//                  waits for `release` (at most 60 s) before it fails, so
+//                  the program can pile up behind it. K = 0 disarms.
+//   release        ends every held sync (they fail now).
+//   stats          pending files/ops/bytes, namespace ops, sync counts,
+//                  held and failed syncs.
 //
 // A clean unmount without a cut makes everything durable (a clean shutdown).
-// Handlers run under one mutex, and the FUSE loop is single-threaded (-s).
+// Handlers run under one mutex, and the FUSE loop is single-threaded (-s)
+// unless --mt is given (then a held sync waits without the mutex, and other
+// requests are served meanwhile).
 #define FUSE_USE_VERSION 35
 
 #include <dirent.h>
@@ -57,11 +71,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -133,6 +150,7 @@ std::string Parent(const std::string& rel) {
 struct Handle {
   int fd = -1;
   InodeKey key{};
+  std::string rel;    // path at open, relative to the root (failsync matches it)
   bool sync = false;  // O_SYNC/O_DSYNC: every write is durable when it returns
   bool ctl = false;
   std::string ctl_in, ctl_out;  // control file: pending command, last reply
@@ -198,6 +216,7 @@ class Plfs {
 
   int root() const { return root_; }
   bool cut() const { return cut_; }
+  void set_multithreaded(bool mt) { mt_ = mt; }
 
   // ---- file data ----
 
@@ -259,7 +278,9 @@ class Plfs {
     return static_cast<ssize_t>(n);
   }
 
-  int Write(const Handle& h, const char* buf, size_t n, uint64_t off) {
+  // `lock` (holding mu) lets a failing O_SYNC write be held; may be null.
+  int Write(const Handle& h, const char* buf, size_t n, uint64_t off,
+            std::unique_lock<std::mutex>* lock = nullptr) {
     FileState* f = Ensure(h.key, h.fd);
     if (!f) return -errno;
     PendingOp op;
@@ -271,7 +292,7 @@ class Plfs {
     f->ops.push_back(std::move(op));
     ++writes_;
     if (h.sync) {
-      if (int e = SyncFile(h.key); e != 0) return -e;
+      if (int e = SyncFile(h, lock); e != 0) return -e;
     }
     return static_cast<int>(n);
   }
@@ -303,9 +324,27 @@ class Plfs {
     return r < 0 ? r : 0;
   }
 
-  // fsync/fdatasync: applies the pending ops of inode k to its backing file.
-  int SyncFile(const InodeKey& k) {
+  // fsync/fdatasync of the file open as h: applies the pending ops of its
+  // inode to the backing file, unless an injected failure (failsync) is
+  // armed for it. `lock` holds mu; it is what a held sync waits with (null:
+  // no hold possible).
+  int SyncFile(const Handle& h, std::unique_lock<std::mutex>* lock) {
     ++file_syncs_;
+    if (lock) {
+      // The writeback of one inode is not reentrant: a sync of an inode
+      // whose failing sync is being held waits for it to end.
+      cv_.wait(*lock, [&] { return cut_ || held_keys_.count(h.key) == 0; });
+      if (cut_) return EIO;
+    }
+    if (fail_left_ > 0 && h.rel.find(fail_match_) != std::string::npos) {
+      --fail_left_;
+      return FailSync(h, lock);
+    }
+    return ApplyPending(h.key);
+  }
+
+  // The pending ops of inode k reach its backing file.
+  int ApplyPending(const InodeKey& k) {
     auto it = files_.find(k);
     if (it == files_.end()) return 0;
     FileState& f = it->second;
@@ -350,7 +389,7 @@ class Plfs {
 
   void SyncAll() {
     while (!files_.empty()) {
-      if (int e = SyncFile(files_.begin()->first); e != 0) {
+      if (int e = ApplyPending(files_.begin()->first); e != 0) {
         fprintf(stderr, "plfs: sync failed: %s\n", strerror(e));
         close(files_.begin()->second.fd);
         files_.erase(files_.begin());
@@ -383,6 +422,23 @@ class Plfs {
       SyncAll();
       return "ok\n";
     }
+    if (cmd == "failsync") {
+      uint64_t k = 0;
+      std::string match, hold;
+      if (!(in >> k >> match) || ((in >> hold) && hold != "hold")) {
+        return "error: usage: failsync K MATCH [hold]\n";
+      }
+      if (hold == "hold" && !mt_) return "error: failsync ... hold needs plfs --mt\n";
+      fail_left_ = k;
+      fail_match_ = match;
+      fail_hold_ = hold == "hold";
+      return "ok\n";
+    }
+    if (cmd == "release") {
+      ++release_gen_;
+      cv_.notify_all();
+      return "ok released " + std::to_string(held_) + "\n";
+    }
     if (cmd == "cut") {
       uint64_t seed = 0;
       std::string mode;
@@ -392,10 +448,46 @@ class Plfs {
       if (cut_) return "error: already cut\n";
       return Cut(seed, mode);
     }
-    return "error: unknown command '" + cmd + "' (cut SEED MODE | sync | stats)\n";
+    return "error: unknown command '" + cmd +
+           "' (cut SEED MODE | sync | failsync K MATCH [hold] | release | stats)\n";
   }
 
  private:
+  // An injected sync failure of the file open as h (see failsync above).
+  int FailSync(const Handle& h, std::unique_lock<std::mutex>* lock) {
+    FileState* f = Find(h.key);
+    // What the failed writeback loses: the ops pending when it began. Ops
+    // written while it is held stay pending (their pages are dirty again).
+    const size_t lost = f ? f->ops.size() : 0;
+    const uint64_t seq = f ? f->seq : 0;
+    if (fail_hold_ && lock) {
+      held_keys_.insert(h.key);
+      ++held_;
+      const uint64_t gen = release_gen_;
+      fprintf(stderr, "plfs: holding a failing sync of %s\n", h.rel.c_str());
+      // Bounded: a test that dies without `release` must not hang us forever.
+      if (!cv_.wait_for(*lock, std::chrono::seconds(60),
+                        [&] { return cut_ || release_gen_ != gen; })) {
+        fprintf(stderr, "plfs: held sync of %s not released within 60 s\n", h.rel.c_str());
+      }
+      --held_;
+      held_keys_.erase(h.key);
+      cv_.notify_all();
+    }
+    ++failed_syncs_;
+    fprintf(stderr, "plfs: sync of %s fails with EIO (%zu pending ops lost)\n", h.rel.c_str(),
+            lost);
+    f = cut_ ? nullptr : Find(h.key);
+    if (f && f->seq == seq) {
+      // Never written and no longer pending; the shadow pages keep the bytes
+      // readable (the page cache still holds them, marked clean).
+      f->ops.erase(f->ops.begin(), f->ops.begin() + static_cast<std::ptrdiff_t>(lost));
+      f->pending_bytes = 0;
+      for (const PendingOp& op : f->ops) f->pending_bytes += op.data.size();
+    }
+    return EIO;
+  }
+
   // Reads [pos, pos+n) of the part of the file below the shadow pages.
   int ReadUnder(const FileState& f, char* buf, size_t n, uint64_t pos) {
     memset(buf, 0, n);
@@ -543,6 +635,7 @@ class Plfs {
 
   std::string Cut(uint64_t seed, const std::string& mode) {
     cut_ = true;
+    cv_.notify_all();  // held syncs fail now
     std::mt19937_64 rng(seed);
     std::ostringstream out;
     std::string err;
@@ -632,12 +725,22 @@ class Plfs {
         << ops << "\npending_bytes " << bytes << "\npending_ns_ops " << ns_.size() << "\nreads "
         << reads_ << "\nwrites " << writes_ << "\nfile_syncs " << file_syncs_ << "\ndir_syncs "
         << dir_syncs_ << "\nsynced_bytes " << synced_bytes_ << "\nns_ops " << ns_total_
-        << "\nns_committed " << ns_committed_ << "\n";
+        << "\nns_committed " << ns_committed_ << "\nheld " << held_ << "\nfailed_syncs "
+        << failed_syncs_ << "\nfailsync_armed " << fail_left_ << "\n";
     return out.str();
   }
 
   int root_ = -1;
   bool cut_ = false;
+  bool mt_ = false;  // --mt: the FUSE loop is multi-threaded
+  // Injected sync failures (failsync/release); cv_ waits with mu.
+  std::condition_variable cv_;
+  uint64_t fail_left_ = 0;
+  std::string fail_match_;
+  bool fail_hold_ = false;
+  uint64_t release_gen_ = 0;
+  uint64_t held_ = 0, failed_syncs_ = 0;
+  std::set<InodeKey> held_keys_;
   uint64_t seq_ = 0;
   uint64_t stash_seq_ = 0;
   std::map<InodeKey, FileState> files_;
@@ -985,6 +1088,7 @@ int OpenBacking(const std::string& rel, int flags, mode_t mode, bool create, Han
   Handle* h = new Handle;
   h->fd = fd;
   h->key = {st.st_dev, st.st_ino};
+  h->rel = rel;
   h->sync = (flags & (O_SYNC | O_DSYNC)) != 0;
   *out = h;
   return 0;
@@ -1061,7 +1165,7 @@ int OpRead(const char* path, char* buf, size_t size, off_t off, fuse_file_info* 
 
 int OpWrite(const char* path, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
   (void)path;
-  std::lock_guard<std::mutex> guard(g_fs->mu);
+  std::unique_lock<std::mutex> lock(g_fs->mu);
   Handle* h = H(fi);
   if (h->ctl) {
     // Commands are lines; a reply replaces the previous one.
@@ -1070,14 +1174,14 @@ int OpWrite(const char* path, const char* buf, size_t size, off_t off, fuse_file
     while ((nl = h->ctl_in.find('\n')) != std::string::npos) {
       std::string line = h->ctl_in.substr(0, nl);
       h->ctl_in.erase(0, nl + 1);
-      fprintf(stderr, "plfs: ctl: %s\n", line.c_str());
+      if (line != "stats") fprintf(stderr, "plfs: ctl: %s\n", line.c_str());  // tests poll stats
       h->ctl_out = g_fs->Command(line);
       h->ctl_read = 0;
     }
     return static_cast<int>(size);
   }
   if (g_fs->cut()) return -EIO;
-  return g_fs->Write(*h, buf, size, static_cast<uint64_t>(off));
+  return g_fs->Write(*h, buf, size, static_cast<uint64_t>(off), &lock);
 }
 
 int OpFlush(const char*, fuse_file_info* fi) {
@@ -1104,10 +1208,11 @@ int OpRelease(const char*, fuse_file_info* fi) {
 }
 
 int OpFsync(const char*, int, fuse_file_info* fi) {
-  PLFS_ENTER();
+  std::unique_lock<std::mutex> lock(g_fs->mu);  // a held failing sync waits with it
+  if (g_fs->cut()) return -EIO;
   Handle* h = H(fi);
   if (h->ctl) return 0;
-  int e = g_fs->SyncFile(h->key);
+  int e = g_fs->SyncFile(*h, &lock);
   return e == 0 ? 0 : -e;
 }
 
@@ -1259,9 +1364,10 @@ fuse_operations MakeOps() {
 int main(int argc, char** argv) {
   if (argc < 3 || argv[1][0] == '-') {
     fprintf(stderr,
-            "usage: %s BACKING_DIR MOUNTPOINT [-f] [-d] [-o options]\n"
-            "Control: write 'cut SEED drop|prefix|random', 'sync' or 'stats' to\n"
-            "MOUNTPOINT/.plfs_ctl and read the reply from the same open file.\n",
+            "usage: %s BACKING_DIR MOUNTPOINT [--mt] [-f] [-d] [-o options]\n"
+            "Control: write 'cut SEED drop|prefix|random', 'sync', 'failsync K MATCH [hold]',\n"
+            "'release' or 'stats' to MOUNTPOINT/.plfs_ctl and read the reply from the same\n"
+            "open file. --mt: multi-threaded FUSE loop (needed by failsync ... hold).\n",
             argv[0]);
     return 2;
   }
@@ -1272,12 +1378,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   plfs::g_fs = &fs;
-  // argv without the backing dir, plus -s (single-threaded) and a name.
+  // argv without the backing dir and --mt, plus -s (single-threaded, unless
+  // --mt) and a name.
   std::vector<char*> args;
   args.push_back(argv[0]);
-  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  bool mt = false;
+  for (int i = 2; i < argc; ++i) {
+    if (strcmp(argv[i], "--mt") == 0) {
+      mt = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  fs.set_multithreaded(mt);
   static char s_opt[] = "-s", o_opt[] = "-o", name[] = "fsname=plfs,subtype=plfs";
-  args.push_back(s_opt);
+  // --mt: libfuse 3.14's fuse_main prints "Ignoring invalid max threads
+  // value" and runs with its defaults, which is what we want.
+  if (!mt) args.push_back(s_opt);
   args.push_back(o_opt);
   args.push_back(name);
   args.push_back(nullptr);

@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/mount_fixture.h"
@@ -78,7 +80,9 @@ class PlfsTest : public ::testing::Test {
 
   void StartPlfs() {
     std::string err;
-    plfs_ = Daemon::Start("plfs", {PlfsBinary(), backing_, mnt_, "-f"}, mnt_, log_, &err);
+    std::vector<std::string> argv = {PlfsBinary(), backing_, mnt_, "-f"};
+    if (multithreaded_) argv.push_back("--mt");
+    plfs_ = Daemon::Start("plfs", argv, mnt_, log_, &err);
     ASSERT_TRUE(plfs_ != nullptr) << err << "\n" << Tail(log_, 4000);
   }
 
@@ -123,6 +127,7 @@ class PlfsTest : public ::testing::Test {
   }
 
   std::string dir_, backing_, mnt_, log_;
+  bool multithreaded_ = false;  // plfs --mt
   std::unique_ptr<Daemon> plfs_;
 };
 
@@ -313,6 +318,86 @@ TEST_F(PlfsTest, EverythingFailsWithEioAfterACut) {
   EXPECT_FALSE(PlfsCtl(mnt_, "cut 2 drop", &reply));
   EXPECT_NE(std::string::npos, reply.find("already cut")) << reply;
   EXPECT_EQ(1, StatValue(Ctl("stats"), "cut"));
+  Stop();
+}
+
+// failsync: the sync fails with EIO like a failed writeback on Linux. What
+// was pending when it began is lost (never written, not kept by a cut), but
+// reads still return it (clean pages in the page cache); a later sync does
+// not write it, and writes after the failure are pending as usual.
+TEST_F(PlfsTest, FailedSyncLosesWhatWasPendingButKeepsItReadable) {
+  ASSERT_NO_FATAL_FAILURE(DurableFile("f", "0123"));
+  ASSERT_NO_FATAL_FAILURE(DurableFile("g", "gggg"));
+  EXPECT_EQ("ok\n", Ctl("failsync 1 f"));
+  int fd = Open(M("f"), O_RDWR);
+  PWrite(fd, "abcd", 4);
+  int gd = Open(M("g"), O_RDWR);
+  PWrite(gd, "G", 0);
+  EXPECT_EQ(0, fsync(gd)) << "a file the failure does not match syncs";
+  close(gd);
+  EXPECT_EQ(-1, fsync(fd));
+  EXPECT_EQ(EIO, errno);
+  EXPECT_EQ("0123abcd", ReadFile(M("f")));
+  EXPECT_EQ("0123", ReadFile(B("f")));
+  std::string stats = Ctl("stats");
+  EXPECT_EQ(1, StatValue(stats, "failed_syncs"));
+  EXPECT_EQ(0, StatValue(stats, "failsync_armed"));
+  PWrite(fd, "XY", 8);
+  EXPECT_EQ(0, fsync(fd)) << "only one sync was armed to fail";
+  close(fd);
+  // The lost bytes never reach the file; the hole they leave reads as zeros.
+  EXPECT_EQ(std::string("0123\0\0\0\0XY", 10), ReadFile(B("f")));
+  Cut(3, "drop");
+  EXPECT_EQ(std::string("0123\0\0\0\0XY", 10), ReadFile(B("f")));
+  EXPECT_EQ("Gggg", ReadFile(B("g")));
+  Stop();
+}
+
+TEST_F(PlfsTest, FailedOSyncWriteReportsEio) {
+  ASSERT_NO_FATAL_FAILURE(DurableFile("f", "0123"));
+  EXPECT_EQ("ok\n", Ctl("failsync 1 f"));
+  int fd = Open(M("f"), O_RDWR | O_DSYNC);
+  EXPECT_EQ(-1, pwrite(fd, "ab", 2, 0));
+  EXPECT_EQ(EIO, errno);
+  close(fd);
+  EXPECT_EQ("0123", ReadFile(B("f")));
+  std::string reply;
+  EXPECT_FALSE(PlfsCtl(mnt_, "failsync 1 f hold", &reply)) << "hold needs --mt";
+  EXPECT_FALSE(PlfsCtl(mnt_, "failsync x", &reply));
+  Stop();
+}
+
+class PlfsMtTest : public PlfsTest {
+ protected:
+  PlfsMtTest() { multithreaded_ = true; }
+};
+
+// failsync ... hold: the failing sync waits for `release`, and plfs (--mt)
+// serves everything else meanwhile.
+TEST_F(PlfsMtTest, HeldSyncFailsOnReleaseWhileOtherRequestsAreServed) {
+  ASSERT_NO_FATAL_FAILURE(DurableFile("f", "0123"));
+  EXPECT_EQ("ok\n", Ctl("failsync 1 f hold"));
+  int fd = Open(M("f"), O_RDWR);
+  PWrite(fd, "abcd", 4);
+  std::atomic<int> result{1}, err{0};
+  std::thread syncer([&] {
+    int r = fsync(fd);
+    err.store(errno);
+    result.store(r);
+  });
+  EXPECT_TRUE(dbfs::testing::WaitFor([&] { return StatValue(Ctl("stats"), "held") == 1; },
+                                     milliseconds(10000)));
+  // Other files are served while it is held (plain plfs would be stuck).
+  ASSERT_NO_FATAL_FAILURE(DurableFile("g", "gggg"));
+  EXPECT_EQ("gggg", ReadFile(B("g")));
+  EXPECT_EQ(1, result.load()) << "the held fsync returned before release";
+  EXPECT_EQ("ok released 1\n", Ctl("release"));
+  syncer.join();
+  EXPECT_EQ(-1, result.load());
+  EXPECT_EQ(EIO, err.load());
+  close(fd);
+  EXPECT_EQ(0, StatValue(Ctl("stats"), "held"));
+  EXPECT_EQ("0123", ReadFile(B("f")));
   Stop();
 }
 
