@@ -6,8 +6,11 @@
 //   3. open a Transaction (its snapshot now includes the latest state of the
 //      locked inodes), read, check POSIX rules, write;
 //   4. commit (durable under -o sync), unlock.
-// Reads lock nothing: they read a snapshot.
+// Reads lock nothing: they read a snapshot. (Requests of a `--lock`
+// transaction also take its exclusive inode locks first: TxLock.)
 #include "fuse/filesystem.h"
+
+#include "fuse/checkpoint.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -35,6 +38,7 @@
 #include "mvcc/superblock.h"
 #include "mvcc/volume_lock.h"
 #include "txn/inode_locks.h"
+#include "txn/lock_manager.h"
 #include "txn/transaction.h"
 
 namespace dbfs {
@@ -169,6 +173,11 @@ struct ExplicitTx {
   std::unique_ptr<Transaction> txn;
   std::vector<uint64_t> orphans;         // nlink reached 0 inside the transaction
   std::set<uint64_t> inodes;             // touched: invalidated in the kernel at the end
+  // Directories it removed (rmdir, rename over): the kernel marked their
+  // inodes dead, so if it does not commit they come back with a new
+  // generation (the kernel then drops the dead inode: RevivedDirs).
+  std::set<uint64_t> removed_dirs;
+  bool dirs_revived = false;
   std::set<std::pair<uint64_t, std::string>> entries;  // changed (parent, name): likewise
   std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> names;  // ino -> (parent, name) seen
   // Directories whose record the transaction changed only as the parent of
@@ -181,16 +190,41 @@ struct ExplicitTx {
   bool durable = false;                  // an fsync inside asked for durability
   bool done = false;                     // committed or aborted
   std::string end_reason;
+
+  // ---- pessimistic mode (`dbfs tx run --lock`, docs/ARCHITECTURE.md §8) ----
+  // The lock manager owner is the transaction id. `lock` and `benign` are set
+  // at begin and never change; the rest is guarded by mu unless atomic.
+  bool lock = false;
+  Transaction::BenignChange benign;      // validation's "benign change" rule, for new Transactions
+  std::set<uint64_t> locked;             // inodes this transaction holds an exclusive lock on
+  // Keys read outside any lock (directory entries looked up, directory
+  // records): with `locked` (whose records stand for everything of theirs)
+  // what must be unchanged for the snapshot to move forward (TxRebase).
+  std::set<std::pair<Table, std::string>> unlocked_reads;
+  bool rebase_ok = true;                 // false once it read what unlocked_reads cannot describe
+  std::unique_ptr<Transaction> pin;      // the first Transaction, kept after a rebase (see TxRebase)
+  uint64_t data_carried = 0;             // data bytes of the Transactions a rebase replaced
+  std::string deadlock;                  // the victim's deadlock description (end_reason "deadlock")
+  std::atomic<bool> cancel{false};       // set by TxAbort: ends a lock wait
+  std::atomic<uint64_t> waiting_on{0};   // inode whose lock it is waiting for (0: none)
+  std::atomic<bool> released{false};     // EndTx has released its locks and caches
+  uint64_t data_bytes() const { return data_carried + (txn ? txn->data_bytes() : 0); }
 };
 
 class FilesystemImpl {
  public:
   FilesystemImpl(VolumeLock lock, std::unique_ptr<mvcc::Store> store, FsOptions opts)
       : lock_(std::move(lock)), store_(std::move(store)), opts_(std::move(opts)),
-        chunk_(store_->chunk_size()) {
+        chunk_(store_->chunk_size()),
+        checkpointer_(store_.get(), CheckpointOptions{.barrier_wait = std::chrono::milliseconds(
+                                                          opts_.checkpoint_barrier_ms)}) {
     reaper_ = std::thread([this] { ReaperLoop(); });
+    checkpointer_.Start(opts_.checkpoint_bytes, std::chrono::seconds(opts_.checkpoint_interval_s));
   }
-  ~FilesystemImpl() { StopReaper(); }
+  ~FilesystemImpl() {
+    checkpointer_.Stop();
+    StopReaper();
+  }
 
   Status Close();
   Status ReclaimAllOrphans();
@@ -235,10 +269,21 @@ class FilesystemImpl {
   mvcc::Store* store() { return store_.get(); }
 
   // ---- explicit transactions ----
-  Result<uint64_t> TxBegin(const Caller& c, int32_t root_pid, bool serializable);
-  // Returns "ok CSN", "conflict PATH", or an error.
+  Result<uint64_t> TxBegin(const Caller& c, int32_t root_pid, bool serializable, bool lock = false);
+  // Returns "ok CSN", "conflict PATH", "deadlock DESCRIPTION" (the
+  // transaction was a deadlock victim), or an error.
   Result<std::string> TxCommit(const Caller& c, uint64_t id, bool durable);
-  Status TxAbort(const Caller& c, uint64_t id, const std::string& reason);
+  // `deadlock`, if given, receives the description when the transaction had
+  // already been aborted as a deadlock victim.
+  Status TxAbort(const Caller& c, uint64_t id, const std::string& reason,
+                 std::string* deadlock = nullptr);
+  void ShutdownTxLockWaits() { tx_locks_.Shutdown(); }
+  void TEST_SetTxLockSyncPoint(txn::LockManager::SyncPoint f) {
+    tx_locks_.TEST_SetSyncPoint(std::move(f));
+  }
+  bool TEST_TxHoldsLock(uint64_t tx, uint64_t ino) {
+    return tx_locks_.TEST_InodeHold(tx, ino).has_value();
+  }
   std::string TxStatus();
   bool Uncached(const Caller& c, uint64_t ino);
   void SetInvalidator(std::function<void(uint64_t ino, bool sync)> f) {
@@ -283,7 +328,13 @@ class FilesystemImpl {
     Transaction& t() { return tx ? *tx->txn : *own; }
     void ReleaseLocks() { guard.Release(); }
   };
-  Result<OpScope> BeginOp(const Caller& c, std::initializer_list<uint64_t> lock_inos);
+  // lock_inos: the inodes the operation changes (locked by an autocommit
+  // operation; touched by an explicit transaction). read_inos: the inodes it
+  // reads — a --lock transaction locks them too unless they are directories
+  // (see TxLock).
+  Result<OpScope> BeginOp(const Caller& c, std::initializer_list<uint64_t> lock_inos,
+                          std::initializer_list<uint64_t> read_inos = {},
+                          bool dir_read_tracked = true);
   // Aborts transactions older than tx_timeout even when they are idle, so
   // they stop pinning old versions (GC) as soon as they expire.
   void ReaperLoop();
@@ -314,7 +365,45 @@ class FilesystemImpl {
   std::string PathOf(Transaction& t, const Transaction::ConflictKey& k, const ExplicitTx* tx);
   // sync=false when called from inside a request (the kernel may hold locks
   // the invalidation would need): kernel invalidations are then queued.
-  void EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync = true);
+  // keep_binding: a daemon-side abort (timeout, tx_max_bytes, deadlock
+  // victim) — the transaction releases its locks and caches now but stays
+  // bound to its processes, so their next requests fail (ECANCELED) instead
+  // of running outside it, until `dbfs tx` commits or aborts it (and learns
+  // why it ended) or its root process is gone.
+  void EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync = true, bool keep_binding = false);
+  // Gives a directory a new generation (autocommit): an aborted rmdir left
+  // the kernel's inode of it dead (S_DEAD: creates inside fail with ENOENT);
+  // a new generation makes the kernel treat that inode as stale and make a
+  // fresh one at the next lookup.
+  Status NewGeneration(uint64_t ino);
+  // A daemon-side abort (tx_timeout, tx_max_bytes, deadlock victim).
+  // REQUIRES: `lock` holds tx->mu, tx is not done; unlocks it. Ends the
+  // transaction with keep_binding (see EndTx).
+  void AbortBound(const std::shared_ptr<ExplicitTx>& tx, std::unique_lock<std::mutex>& lock,
+                  const std::string& reason, bool sync);
+
+  // ---- pessimistic (--lock) transactions ----
+  // REQUIRES: tx.mu. Takes the exclusive locks of an operation: `write_inos`,
+  // and those of `read_inos` that are not directories (a directory read is
+  // recorded in unlocked_reads if `dir_read_tracked`). Waits for other --lock
+  // transactions; then moves the snapshot forward if a newly locked inode
+  // changed since it was taken (TxRebase). kDeadlock: the caller aborts it.
+  Status TxLock(ExplicitTx& tx, const Caller& c, std::initializer_list<uint64_t> write_inos,
+                std::initializer_list<uint64_t> read_inos, bool dir_read_tracked);
+  // REQUIRES: tx.mu. Replaces the transaction's Transaction by one at the
+  // current snapshot, carrying its writes and reads over, if nothing it read
+  // or wrote changed since its snapshot (else leaves it: validation decides).
+  Status TxRebase(ExplicitTx& tx, const std::vector<uint64_t>& fresh);
+  // Whether `key` has a committed version newer than `snap` that validation
+  // would not call benign.
+  Result<bool> ChangedSince(const ExplicitTx& tx, mvcc::Csn snap, Table t, std::string_view key);
+  // A --lock transaction read `key` of an inode it does not lock.
+  void UnlockedRead(OpScope& op, Table t, std::string key) {
+    if (op.tx && op.tx->lock) op.tx->unlocked_reads.emplace(t, std::move(key));
+  }
+  // For an operation that must not wait for --lock locks while it holds
+  // another mutex (Rename and dir_rename_mu_): takes them beforehand.
+  Status TxPreLock(const Caller& c, std::initializer_list<uint64_t> inos);
 
   Result<Inode> LoadInode(Transaction& t, uint64_t ino);
   void StoreInode(Transaction& t, uint64_t ino, const Inode& n) {
@@ -344,6 +433,8 @@ class FilesystemImpl {
   std::unique_ptr<mvcc::Store> store_;
   FsOptions opts_;
   const uint64_t chunk_;
+  // Reclaims WAL space (fuse/checkpoint.h); stopped before the store closes.
+  Checkpointer checkpointer_;
   txn::InodeLocks locks_;
   // Cross-directory directory renames are serialized (as the kernel's
   // s_vfs_rename_mutex does) so two of them cannot build a cycle.
@@ -377,6 +468,12 @@ class FilesystemImpl {
   Filesystem::EntryInvalidator invalidate_entry_;  // guarded by hot_mu_
   std::atomic<size_t> open_txs_{0};
   std::atomic<uint64_t> tx_commits_{0}, tx_conflicts_{0}, tx_aborts_{0};
+  std::atomic<uint64_t> tx_deadlocks_{0}, tx_rebases_{0}, tx_root_gone_{0};
+  // Exclusive inode locks of --lock transactions (owner: the transaction id;
+  // the FUSE adapter's advisory locks have their own manager). Only --lock
+  // transactions ever wait here: autocommit operations and optimistic
+  // transactions never touch it. Its mutexes are leaves below ExplicitTx::mu.
+  txn::LockManager tx_locks_;
 
   std::mutex reaper_mu_;
   std::condition_variable reaper_cv_;
@@ -591,19 +688,46 @@ void FilesystemImpl::ReaperLoop() {
   while (!reaper_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return reaper_stop_; })) {
     if (open_txs_.load(std::memory_order_acquire) == 0) continue;
     lock.unlock();
-    std::vector<std::shared_ptr<ExplicitTx>> expired;
+    std::vector<std::shared_ptr<ExplicitTx>> expired, bound, forgotten;
     const auto now = std::chrono::steady_clock::now();
+    const auto timeout = std::chrono::seconds(opts_.tx_timeout_s);
     {
       std::lock_guard g(tx_mu_);
       for (const auto& [id, tx] : txs_) {
-        if (now - tx->started > std::chrono::seconds(opts_.tx_timeout_s)) expired.push_back(tx);
+        // Ended by the daemon but still bound (AbortBound): it waits for its
+        // root process to end it or to go away.
+        const bool ended = tx->released.load();
+        if (!ended && now - tx->started > timeout) {
+          expired.push_back(tx);
+        } else if (tx->root_pid != 0) {
+          bound.push_back(tx);
+        } else if (ended && now - tx->started > 2 * timeout) {
+          forgotten.push_back(tx);  // joined by Caller::tx: no process to watch
+        }
       }
     }
     for (const auto& tx : expired) {
+      // A request of it may be waiting for a --lock lock, holding tx->mu.
+      tx->cancel.store(true);
+      if (tx->lock) tx_locks_.Interrupt();
+      std::unique_lock l(tx->mu);
+      if (tx->done) continue;
       spdlog::warn("transaction {} (root pid {}) aborted: open longer than tx_timeout={}s", tx->id,
                    tx->root_pid, opts_.tx_timeout_s);
-      Caller root;  // uid 0: the daemon itself
-      TxAbort(root, tx->id, "timeout").IgnoreError();
+      AbortBound(tx, l, "timeout", /*sync=*/true);
+    }
+    for (const auto& tx : forgotten) TxAbort(Caller{}, tx->id, "forgotten").IgnoreError();
+    // A transaction whose root process is gone (dbfs tx run killed, the shell
+    // of dbfs tx begin exited) can never be committed: abort it now rather
+    // than at tx_timeout, so its --lock locks do not block others that long.
+    // (`dbfs tx run` keeps its exited child unreaped until the commit.)
+    for (const auto& tx : bound) {
+      auto info = ReadProc(tx->root_pid);
+      if (info && info->start == tx->root_start) continue;
+      spdlog::warn("transaction {} aborted: its root process {} is gone", tx->id, tx->root_pid);
+      tx_root_gone_.fetch_add(1, std::memory_order_relaxed);
+      Caller root;
+      TxAbort(root, tx->id, "root process gone").IgnoreError();
     }
     lock.lock();
   }
@@ -657,7 +781,9 @@ Status FilesystemImpl::MergeDirDeltas(ExplicitTx& tx) {
 
 
 Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
-                                                        std::initializer_list<uint64_t> lock_inos) {
+                                                        std::initializer_list<uint64_t> lock_inos,
+                                                        std::initializer_list<uint64_t> read_inos,
+                                                        bool dir_read_tracked) {
   OpScope op;
   if (auto tx = TxFor(c)) {
     op.tx_lock = std::unique_lock(tx->mu);
@@ -668,11 +794,7 @@ Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
     if (std::chrono::steady_clock::now() - tx->started > std::chrono::seconds(opts_.tx_timeout_s)) {
       spdlog::warn("transaction {} (root pid {}) aborted: open longer than tx_timeout={}s", tx->id,
                    tx->root_pid, opts_.tx_timeout_s);
-      tx->done = true;
-      tx->end_reason = "timeout";
-      tx_aborts_.fetch_add(1);
-      op.tx_lock.unlock();
-      EndTx(tx, /*sync=*/false);
+      AbortBound(tx, op.tx_lock, "timeout", /*sync=*/false);
       return Status(Code::kConflict, "transaction aborted: open longer than tx_timeout");
     }
     std::vector<uint64_t> fresh;
@@ -693,6 +815,20 @@ Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
         for (uint64_t ino : fresh) inval(ino, false);
       }
     }
+    if (tx->lock) {
+      Status locked = TxLock(*tx, c, lock_inos, read_inos, dir_read_tracked);
+      if (locked.code() == Code::kDeadlock) {
+        // The victim: aborted now, so that the others of the cycle get its
+        // locks. Its processes stay bound to it (their next requests fail)
+        // until `dbfs tx` ends it and reports the deadlock (exit 75).
+        spdlog::info("transaction {} (root pid {}) aborted: {}", tx->id, tx->root_pid,
+                     locked.message());
+        tx->deadlock = locked.message();
+        tx_deadlocks_.fetch_add(1);
+        AbortBound(tx, op.tx_lock, "deadlock", /*sync=*/false);
+      }
+      DBFS_RETURN_IF_ERROR(locked);
+    }
     op.tx = std::move(tx);
     return op;
   }
@@ -701,18 +837,171 @@ Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
   return op;
 }
 
+void FilesystemImpl::AbortBound(const std::shared_ptr<ExplicitTx>& tx,
+                                std::unique_lock<std::mutex>& lock, const std::string& reason,
+                                bool sync) {
+  tx->done = true;
+  tx->end_reason = reason;
+  tx_aborts_.fetch_add(1);
+  tx->txn.reset();  // nothing of it will ever commit: free the write set now
+  tx->pin.reset();
+  // Keep our own reference: `tx` may be the OpScope's, which the caller's
+  // return destroys.
+  std::shared_ptr<ExplicitTx> keep = tx;
+  lock.unlock();
+  EndTx(keep, sync, /*keep_binding=*/true);
+}
+
+Status FilesystemImpl::TxLock(ExplicitTx& tx, const Caller& c,
+                              std::initializer_list<uint64_t> write_inos,
+                              std::initializer_list<uint64_t> read_inos, bool dir_read_tracked) {
+  std::vector<uint64_t> want;
+  for (uint64_t ino : write_inos) {
+    if (ino != 0 && !tx.locked.count(ino)) want.push_back(ino);
+  }
+  for (uint64_t ino : read_inos) {
+    if (ino == 0 || tx.locked.count(ino)) continue;
+    // Every path walk reads directories (lookups, and stat for permission
+    // checks): locking them on read would serialize all --lock transactions
+    // at the root. A directory is locked when written; its reads stay
+    // optimistic (validated at commit) and are recorded for TxRebase.
+    DBFS_ASSIGN_OR_RETURN(auto v, tx.txn->GetUntracked(Table::kInodes, InoKey(ino)));
+    if (!v) continue;  // the operation fails with ENOENT by itself
+    DBFS_ASSIGN_OR_RETURN(Inode n, DecodeInode(*v));
+    if (n.IsDir()) {
+      if (dir_read_tracked) tx.unlocked_reads.emplace(Table::kInodes, InoKey(ino));
+      continue;
+    }
+    want.push_back(ino);
+  }
+  if (want.empty()) return Status::Ok();
+  // Ascending order: operations locking several inodes (rename) do not
+  // deadlock with each other just by their order.
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  std::vector<uint64_t> fresh;
+  for (uint64_t ino : want) {
+    tx.waiting_on.store(ino, std::memory_order_relaxed);
+    Status s = tx_locks_.LockInode(tx.id, c.pid, ino, txn::LockMode::kExclusive, /*wait=*/true,
+                                   &tx.cancel);
+    tx.waiting_on.store(0, std::memory_order_relaxed);
+    if (s.code() == Code::kDeadlock) {
+      Transaction now(store_.get());
+      const std::string path = PathOf(now, Transaction::ConflictKey{Table::kInodes, InoKey(ino)}, &tx);
+      // The manager's cycle ("deadlock: owner 2 (pid 7) waits on ino 3 ->
+      // owner 1 ..."), told in terms of transactions (the owners here).
+      std::string cycle = s.message();
+      if (cycle.starts_with("deadlock: ")) cycle.erase(0, 10);
+      for (size_t at = 0; (at = cycle.find("owner ", at)) != std::string::npos;) {
+        cycle.replace(at, 6, "transaction ");
+        at += 12;
+      }
+      return Status(Code::kDeadlock, "deadlock waiting for " + path + ": " + cycle, EDEADLK);
+    }
+    if (!s.ok()) {
+      if (tx.cancel.load()) return Status::Conflict("transaction aborted while waiting for a lock");
+      return s;  // ENOLCK at unmount
+    }
+    tx.locked.insert(ino);
+    fresh.push_back(ino);
+  }
+  // A newly locked inode that changed since the snapshot (typically: the
+  // transaction waited for another one that changed and committed it) would
+  // be read stale and fail validation at commit. Move the snapshot forward.
+  const mvcc::Csn snap = tx.txn->snapshot();
+  for (uint64_t ino : fresh) {
+    DBFS_ASSIGN_OR_RETURN(bool changed, ChangedSince(tx, snap, Table::kInodes, InoKey(ino)));
+    if (changed) return TxRebase(tx, fresh);
+  }
+  return Status::Ok();
+}
+
+Result<bool> FilesystemImpl::ChangedSince(const ExplicitTx& tx, mvcc::Csn snap, Table t,
+                                          std::string_view key) {
+  DBFS_ASSIGN_OR_RETURN(mvcc::Csn newest, store_->NewestCsn(t, key));
+  if (newest <= snap) return false;
+  if (tx.benign) {
+    DBFS_ASSIGN_OR_RETURN(auto before, store_->Get(snap, t, key));
+    DBFS_ASSIGN_OR_RETURN(auto after, store_->Get(mvcc::kMaxCsn, t, key));
+    if (before && after && tx.benign(t, *before, *after)) return false;
+  }
+  return true;
+}
+
+// Moving a transaction's snapshot from S to S' is sound when everything it
+// read or wrote is unchanged between S and S': it would have read and
+// written the same at S', so it is as if it had begun there. What it read is
+// described conservatively: the record of every inode it locked (every
+// change of an inode's data, entries or xattrs also writes its record), and
+// unlocked_reads (entries it looked up, directory records it read). If any of
+// it changed, the snapshot stays and commit-time validation decides, exactly
+// as for an optimistic transaction.
+Status FilesystemImpl::TxRebase(ExplicitTx& tx, const std::vector<uint64_t>& fresh) {
+  if (!tx.rebase_ok) return Status::Ok();
+  Transaction& old = *tx.txn;
+  const mvcc::Csn snap = old.snapshot();
+  // The new snapshot first: a change committed after it is caught by the
+  // checks below (they look at the newest version) or by validation.
+  auto next = std::make_unique<Transaction>(store_.get());
+  std::set<std::pair<Table, std::string>> reads = tx.unlocked_reads;
+  for (const auto& [parent, name] : tx.entries) reads.emplace(Table::kDirents, NameKey(parent, name));
+  for (uint64_t ino : tx.locked) {
+    if (!std::binary_search(fresh.begin(), fresh.end(), ino)) reads.emplace(Table::kInodes, InoKey(ino));
+  }
+  for (const auto& [t, key] : reads) {
+    DBFS_ASSIGN_OR_RETURN(bool changed, ChangedSince(tx, snap, t, key));
+    if (changed) return Status::Ok();
+  }
+  std::vector<std::pair<Table, std::string>> writes;
+  old.ForEachWrite([&](Table t, std::string_view key) { writes.emplace_back(t, std::string(key)); });
+  auto merged = [&](Table t, const std::string& key) {
+    if (t != Table::kInodes || key.size() != 8) return false;
+    const uint64_t ino = GetBE64(key.data());
+    return tx.dir_base.count(ino) > 0 && tx.dir_exact.count(ino) == 0;
+  };
+  for (const auto& [t, key] : writes) {
+    if (merged(t, key)) continue;  // re-applied on the latest record at commit
+    DBFS_ASSIGN_OR_RETURN(bool changed, ChangedSince(tx, snap, t, key));
+    if (changed) return Status::Ok();
+  }
+  if (tx.serializable) next->TrackReads();
+  next->SetBenignChange(tx.benign);
+  for (const auto& [t, key] : writes) {
+    DBFS_ASSIGN_OR_RETURN(auto v, old.GetUntracked(t, key));  // from the write set
+    if (v) {
+      next->Put(t, key, std::move(*v));
+    } else {
+      next->Delete(t, key);
+    }
+    if (merged(t, key)) next->MergeAtCommit(t, key);
+  }
+  // What it read before stays in its read set (its commit validates it from
+  // the new snapshot on).
+  for (const auto& [t, key] : reads) next->NoteRead(t, key);
+  tx.data_carried += old.data_bytes();
+  // The first Transaction stays alive until the end: its snapshot keeps the
+  // WAL segments holding the data written so far from a checkpoint (they are
+  // referenced only by this write set) and the versions ChangedSince needs.
+  if (!tx.pin) tx.pin = std::move(tx.txn);
+  tx.txn = std::move(next);
+  tx_rebases_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status FilesystemImpl::TxPreLock(const Caller& c, std::initializer_list<uint64_t> inos) {
+  auto tx = TxFor(c);
+  if (!tx || !tx->lock) return Status::Ok();
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, inos));
+  return Status::Ok();
+}
+
 Status FilesystemImpl::Finish(OpScope& op, int flags) {
   if (!op.tx) return Commit(*op.own, flags).status();
   if (flags & (O_SYNC | O_DSYNC)) op.tx->durable = true;
-  if (op.tx->txn->data_bytes() > opts_.tx_max_bytes) {
+  if (op.tx->data_bytes() > opts_.tx_max_bytes) {
     spdlog::warn("transaction {} (root pid {}) aborted: wrote more than tx_max_bytes={}", op.tx->id,
                  op.tx->root_pid, opts_.tx_max_bytes);
-    op.tx->done = true;
-    op.tx->end_reason = "too big (tx_max_bytes)";
-    tx_aborts_.fetch_add(1);
-    auto tx = op.tx;
-    op.tx_lock.unlock();
-    EndTx(tx, /*sync=*/false);
+    AbortBound(op.tx, op.tx_lock, "too big (tx_max_bytes)", /*sync=*/false);
     return Status(Code::kNoSpace, "transaction exceeded tx_max_bytes and was aborted");
   }
   return Status::Ok();
@@ -774,7 +1063,8 @@ bool FilesystemImpl::Uncached(const Caller& c, uint64_t ino) {
   return hot_.count(ino) > 0;
 }
 
-Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool serializable) {
+Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool serializable,
+                                         bool lock) {
   // root_pid 0: a transaction joined by Caller::tx rather than by pid.
   auto root = root_pid == 0 ? std::optional<ProcInfo>(ProcInfo{}) : ReadProc(root_pid);
   if (!root) return Status::NotFound("no process " + std::to_string(root_pid));
@@ -791,17 +1081,22 @@ Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool
   tx->root_start = root->start;
   tx->uid = c.uid;
   tx->serializable = serializable;
+  tx->lock = lock;
   tx->started = std::chrono::steady_clock::now();
   tx->txn = std::make_unique<Transaction>(store_.get());
   if (serializable) tx->txn->TrackReads();
-  // Readers bump atime with autocommits; that must not abort a transaction.
-  tx->txn->SetBenignChange([](Table t, std::string_view before, std::string_view after) {
+  // Readers bump atime with autocommits, and checkpoints move file data
+  // without changing it; neither may abort a transaction.
+  tx->benign = [store = store_.get()](Table t, std::string_view before,
+                                      std::string_view after) {
+    if (t == Table::kExtents) return ExtentsReadTheSame(store, before, after);
     if (t != Table::kInodes) return false;
     auto a = DecodeInode(before), b = DecodeInode(after);
     if (!a.ok() || !b.ok()) return false;
     a->atime = b->atime;
     return EncodeInode(*a) == EncodeInode(*b);
-  });
+  };
+  tx->txn->SetBenignChange(tx->benign);  // kept: a --lock rebase gives it to a new Transaction
   std::lock_guard g(tx_mu_);
   for (const auto& [id, other] : txs_) {
     if (root_pid != 0 && other->root_pid == root_pid && other->root_start == root->start) {
@@ -814,24 +1109,39 @@ Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool
   ++tx_gen_;
   pid_cache_.clear();
   open_txs_.fetch_add(1, std::memory_order_release);
-  spdlog::debug("transaction {} begun for pid {} ({})", tx->id, root_pid,
-                serializable ? "serializable" : "snapshot");
+  spdlog::debug("transaction {} begun for pid {} ({}{})", tx->id, root_pid,
+                serializable ? "serializable" : "snapshot", lock ? ", lock" : "");
   return tx->id;
 }
 
-void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync) {
-  {
+void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync, bool keep_binding) {
+  // Before the kernel drops the entries below: its next lookup of such a
+  // directory must find the new generation.
+  if (tx->end_reason != "committed" && !tx->dirs_revived) {
+    tx->dirs_revived = true;
+    for (uint64_t ino : tx->removed_dirs) {
+      Status st = NewGeneration(ino);
+      if (!st.ok()) spdlog::warn("directory {}: new generation failed: {}", ino, st.ToString());
+    }
+  }
+  if (!keep_binding) {
     std::lock_guard g(tx_mu_);
     if (txs_.erase(tx->id) == 0) return;
     ++tx_gen_;
     pid_cache_.clear();
     open_txs_.fetch_sub(1, std::memory_order_release);
   }
+  // Its --lock locks go first: the transactions waiting for them proceed
+  // (after a commit, from the state it published).
+  if (tx->lock) tx_locks_.ReleaseAll(tx->id);
+  // A transaction ended with keep_binding was released then; its final end
+  // only repeats the kernel invalidations (synchronously this time).
+  const bool first_end = !tx->released.exchange(true);
   std::function<void(uint64_t, bool)> inval;
   Filesystem::EntryInvalidator inval_entry;
   {
     std::lock_guard g(hot_mu_);
-    for (uint64_t ino : tx->inodes) {
+    for (uint64_t ino : first_end ? tx->inodes : std::set<uint64_t>{}) {
       auto it = hot_.find(ino);
       if (it != hot_.end() && --it->second == 0) hot_.erase(it);
     }
@@ -917,7 +1227,20 @@ Result<std::string> FilesystemImpl::TxCommit(const Caller& c, uint64_t id, bool 
   }
   if (c.uid != 0 && c.uid != tx->uid) return Status(Code::kPermission, "not your transaction");
   std::unique_lock lock(tx->mu);
-  if (tx->done) return Status(Code::kConflict, "transaction has ended (" + tx->end_reason + ")");
+  if (tx->done && tx->end_reason == "deadlock") {
+    // A deadlock victim, kept bound until now: `dbfs tx` reports it (exit 75).
+    const std::string why = tx->deadlock;
+    lock.unlock();
+    EndTx(tx);
+    return "deadlock " + why;
+  }
+  if (tx->done) {
+    // Aborted by the daemon (kept bound so far) or ended meanwhile.
+    const std::string why = tx->end_reason;
+    lock.unlock();
+    EndTx(tx);
+    return Status(Code::kConflict, "transaction has ended (" + why + ")");
+  }
   Transaction& t = *tx->txn;
   // Lock every inode the transaction writes, like an autocommit operation
   // would: validation and publication then cannot interleave with an
@@ -972,7 +1295,8 @@ Result<std::string> FilesystemImpl::TxCommit(const Caller& c, uint64_t id, bool 
   return out;
 }
 
-Status FilesystemImpl::TxAbort(const Caller& c, uint64_t id, const std::string& reason) {
+Status FilesystemImpl::TxAbort(const Caller& c, uint64_t id, const std::string& reason,
+                               std::string* deadlock) {
   std::shared_ptr<ExplicitTx> tx;
   {
     std::lock_guard g(tx_mu_);
@@ -981,16 +1305,36 @@ Status FilesystemImpl::TxAbort(const Caller& c, uint64_t id, const std::string& 
     tx = it->second;
   }
   if (c.uid != 0 && c.uid != tx->uid) return Status(Code::kPermission, "not your transaction");
+  if (tx->lock) {
+    // One of its requests may be waiting for a lock, holding tx->mu: end the
+    // wait (it fails with ECANCELED).
+    tx->cancel.store(true);
+    tx_locks_.Interrupt();
+  }
   {
     std::lock_guard lock(tx->mu);
     if (!tx->done) {
       tx->done = true;
       tx->end_reason = reason;
       tx_aborts_.fetch_add(1);
+    } else if (deadlock && tx->end_reason == "deadlock") {
+      *deadlock = tx->deadlock;
     }
   }
   EndTx(tx);
   return Status::Ok();
+}
+
+Status FilesystemImpl::NewGeneration(uint64_t ino) {
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(Caller{}, {ino}));
+  Transaction& t = op.t();
+  DBFS_ASSIGN_OR_RETURN(auto v, t.Get(Table::kInodes, InoKey(ino)));
+  if (!v) return Status::Ok();  // removed by someone else meanwhile
+  DBFS_ASSIGN_OR_RETURN(Inode n, DecodeInode(*v));
+  if (!n.IsDir() || n.nlink == 0) return Status::Ok();
+  ++n.generation;
+  StoreInode(t, ino, n);
+  return Finish(op);
 }
 
 std::string FilesystemImpl::TxStatus() {
@@ -1003,11 +1347,23 @@ std::string FilesystemImpl::TxStatus() {
   std::string out;
   const auto now = std::chrono::steady_clock::now();
   for (const auto& tx : txs) {
-    std::lock_guard lock(tx->mu);
+    if (tx->released.load()) continue;  // aborted by the daemon, bound until `dbfs tx` ends it
     const double age = std::chrono::duration<double>(now - tx->started).count();
-    out += fmt::format("tx {} pid {} uid {} {} age {:.1f}s writes {} bytes {}\n", tx->id, tx->root_pid,
-                       tx->uid, tx->serializable ? "serializable" : "snapshot", age,
-                       tx->txn->write_count(), tx->txn->data_bytes());
+    out += fmt::format("tx {} pid {} uid {} {} {} age {:.1f}s", tx->id, tx->root_pid, tx->uid,
+                       tx->serializable ? "serializable" : "snapshot",
+                       tx->lock ? "lock" : "optimistic", age);
+    // A request of a --lock transaction may hold its mutex for as long as it
+    // waits for a lock: never block on it here.
+    std::unique_lock lock(tx->mu, std::try_to_lock);
+    if (lock.owns_lock() && tx->txn) {
+      out += fmt::format(" writes {} bytes {}", tx->txn->write_count(), tx->data_bytes());
+      if (tx->lock) out += fmt::format(" locks {}", tx->locked.size());
+    } else if (const uint64_t ino = tx->waiting_on.load(); ino != 0) {
+      out += fmt::format(" waiting for the lock of inode {}", ino);
+    } else {
+      out += " busy";
+    }
+    out += "\n";
   }
   return out;
 }
@@ -1015,13 +1371,19 @@ std::string FilesystemImpl::TxStatus() {
 // Control commands arrive as reads of virtual xattrs of the root directory
 // (the caller's pid and uid come with the request):
 //   dbfs.stats                               counters
-//   dbfs.tx.begin:PID:serializable|snapshot  -> "ID"
-//   dbfs.tx.commit:ID[:durable]              -> "ok CSN" | "conflict PATH"
-//   dbfs.tx.abort:ID                         -> "ok"
+//   dbfs.tx.begin:PID[:serializable|snapshot][:lock]  -> "ID"
+//   dbfs.tx.commit:ID[:durable]              -> "ok CSN" | "conflict PATH" | "deadlock WHY"
+//   dbfs.tx.abort:ID                         -> "ok" | "deadlock WHY" (a victim before)
 //   dbfs.tx.status                           -> one line per open transaction
 Result<std::string> FilesystemImpl::Control(const Caller& c, std::string_view name) {
   if (name == kStatsXattr) return StatsText();
   if (name == "dbfs.tx.status") return TxStatus();
+  if (name == kCheckpointXattr) {
+    // Root only: it rewrites data and may take a while.
+    if (c.uid != 0) return Status(Code::kPermission, "only root may checkpoint");
+    DBFS_ASSIGN_OR_RETURN(CheckpointReport r, checkpointer_.Run());
+    return r.ToString();
+  }
   auto parts = [&](std::string_view prefix) {
     std::vector<std::string> out;
     std::string_view rest = name.substr(prefix.size());
@@ -1040,10 +1402,18 @@ Result<std::string> FilesystemImpl::Control(const Caller& c, std::string_view na
   uint64_t n = 0;
   if (name.starts_with("dbfs.tx.begin:")) {
     auto a = parts("dbfs.tx.begin:");
-    if (a.empty() || !number(a[0], &n) || (a.size() > 1 && a[1] != "serializable" && a[1] != "snapshot")) {
-      return Status::Invalid("usage: dbfs.tx.begin:PID[:serializable|snapshot]");
+    bool serializable = true, lock = false, bad = a.empty() || !number(a[0], &n);
+    for (size_t i = 1; i < a.size() && !bad; ++i) {
+      if (a[i] == "serializable" || a[i] == "snapshot") {
+        serializable = a[i] == "serializable";
+      } else if (a[i] == "lock") {
+        lock = true;
+      } else {
+        bad = true;
+      }
     }
-    DBFS_ASSIGN_OR_RETURN(uint64_t id, TxBegin(c, static_cast<int32_t>(n), a.size() < 2 || a[1] == "serializable"));
+    if (bad) return Status::Invalid("usage: dbfs.tx.begin:PID[:serializable|snapshot][:lock]");
+    DBFS_ASSIGN_OR_RETURN(uint64_t id, TxBegin(c, static_cast<int32_t>(n), serializable, lock));
     return std::to_string(id);
   }
   if (name.starts_with("dbfs.tx.commit:")) {
@@ -1054,8 +1424,9 @@ Result<std::string> FilesystemImpl::Control(const Caller& c, std::string_view na
   if (name.starts_with("dbfs.tx.abort:")) {
     auto a = parts("dbfs.tx.abort:");
     if (a.empty() || !number(a[0], &n)) return Status::Invalid("usage: dbfs.tx.abort:ID");
-    DBFS_RETURN_IF_ERROR(TxAbort(c, n, "aborted by request"));
-    return std::string("ok");
+    std::string deadlock;
+    DBFS_RETURN_IF_ERROR(TxAbort(c, n, "aborted by request", &deadlock));
+    return deadlock.empty() ? std::string("ok") : "deadlock " + deadlock;
   }
   return Status(Code::kNoData, "no such control attribute");
 }
@@ -1070,9 +1441,11 @@ Result<Attr> FilesystemImpl::Lookup(const Caller& c, uint64_t parent, std::strin
   if (name == ".") {
     ino = parent;
   } else if (name == "..") {
+    UnlockedRead(op, Table::kInodes, InoKey(parent));
     DBFS_ASSIGN_OR_RETURN(Inode p, LoadInode(t, parent));
     ino = p.parent ? p.parent : kRootIno;
   } else {
+    UnlockedRead(op, Table::kDirents, NameKey(parent, name));
     DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, parent, name));
     if (!de) return Status::NotFound("no such entry");
     ino = de->first;
@@ -1090,7 +1463,8 @@ Result<Attr> FilesystemImpl::Lookup(const Caller& c, uint64_t parent, std::strin
 }
 
 Result<Attr> FilesystemImpl::GetAttr(const Caller& c, uint64_t ino) {
-  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  // (a directory's attributes are read untracked: see below)
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}, /*dir_read_tracked=*/false));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(auto v, t.GetUntracked(Table::kInodes, InoKey(ino)));
   if (!v) return Status::NotFound("no inode " + std::to_string(ino));
@@ -1215,7 +1589,7 @@ Result<Attr> FilesystemImpl::MakeNode(const Caller& c, uint64_t parent, std::str
 }
 
 Result<std::string> FilesystemImpl::Readlink(const Caller& c, uint64_t ino) {
-  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (!S_ISLNK(n.mode)) return Status::Invalid("not a symlink");
@@ -1232,6 +1606,7 @@ Status FilesystemImpl::Remove(const Caller& c, uint64_t parent, std::string_view
     {
       DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
   Transaction& t = op.t();
+      UnlockedRead(op, Table::kDirents, NameKey(parent, name));
       DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, parent, name));
       if (!de) return Status::NotFound("no such entry");
       child = de->first;
@@ -1253,6 +1628,7 @@ Status FilesystemImpl::Remove(const Caller& c, uint64_t parent, std::string_view
       ExactWrite(op, child);
       n.nlink = 0;
       --p.nlink;
+      if (op.tx) op.tx->removed_dirs.insert(child);
     } else {
       if (n.IsDir()) return Status(Code::kIsDir, "is a directory");
       --n.nlink;
@@ -1293,6 +1669,8 @@ Status FilesystemImpl::Rename(const Caller& c, uint64_t p, std::string_view n, u
     {
       DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
   Transaction& t = op.t();
+      UnlockedRead(op, Table::kDirents, NameKey(p, n));
+      UnlockedRead(op, Table::kDirents, NameKey(np, nn));
       DBFS_ASSIGN_OR_RETURN(auto de, LoadDirent(t, p, n));
       if (!de) return Status::NotFound("no such entry");
       src = de->first;
@@ -1300,6 +1678,10 @@ Status FilesystemImpl::Rename(const Caller& c, uint64_t p, std::string_view n, u
       DBFS_ASSIGN_OR_RETURN(auto dd, LoadDirent(t, np, nn));
       if (dd) dst = dd->first;
     }
+    // A --lock transaction waits for its locks before taking the rename
+    // mutex: waiting while holding it would stall every cross-directory
+    // rename, outsiders' included, and hide a deadlock from the lock manager.
+    DBFS_RETURN_IF_ERROR(TxPreLock(c, {p, np, src, dst}));
     std::unique_lock<std::mutex> tree_lock;
     if (p != np) tree_lock = std::unique_lock(dir_rename_mu_);
     DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {p, np, src, dst}));
@@ -1335,7 +1717,11 @@ Status FilesystemImpl::Rename(const Caller& c, uint64_t p, std::string_view n, u
     Inode& s = in[src];
     const bool sdir = s.IsDir();
     const bool ddir = dst && in[dst].IsDir();
-    // A directory may not move below itself.
+    // A directory may not move below itself. (The walk reads ancestors a
+    // --lock transaction does not lock: its snapshot stays where it is.)
+    if (op.tx && ((sdir && p != np) || ((flags & RENAME_EXCHANGE) && ddir && p != np))) {
+      op.tx->rebase_ok = false;
+    }
     if (sdir && p != np) {
       DBFS_ASSIGN_OR_RETURN(bool below, IsAncestor(t, src, np));
       if (below) return Status::Invalid("cannot move a directory into itself");
@@ -1365,6 +1751,7 @@ Status FilesystemImpl::Rename(const Caller& c, uint64_t p, std::string_view n, u
           if (!empty) return Status(Code::kNotEmpty, "target directory not empty");
           d.nlink = 0;
           --in[np].nlink;
+          if (op.tx) op.tx->removed_dirs.insert(dst);
         } else {
           --d.nlink;
         }
@@ -1420,7 +1807,7 @@ Result<Attr> FilesystemImpl::Link(const Caller& c, uint64_t ino, uint64_t np, st
 }
 
 Status FilesystemImpl::Access(const Caller& c, uint64_t ino, int mask) {
-  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (mask == F_OK) return Status::Ok();
@@ -1442,7 +1829,7 @@ Status FilesystemImpl::Access(const Caller& c, uint64_t ino, int mask) {
 Result<uint64_t> FilesystemImpl::Open(const Caller& c, uint64_t ino, int flags) {
   bool regular;
   {
-    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(op.t(), ino));
     if (n.IsDir() && (flags & O_ACCMODE) != O_RDONLY) return Status(Code::kIsDir, "is a directory");
     regular = n.IsReg();
@@ -1542,7 +1929,7 @@ Result<size_t> FilesystemImpl::Read(const Caller& c, uint64_t ino, uint64_t, uin
   bool touch_atime = false;
   size_t n_read = 0;
   {
-    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
     if (n.IsDir()) return Status(Code::kIsDir, "is a directory");
@@ -1705,7 +2092,7 @@ Status FilesystemImpl::Fallocate(const Caller& c, uint64_t ino, int mode, uint64
 
 Result<uint64_t> FilesystemImpl::Lseek(const Caller& c, uint64_t ino, uint64_t off, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status::Invalid("bad whence");
-  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (off >= n.size) return Status(Code::kErrno, "offset past end of file", ENXIO);
@@ -1765,8 +2152,10 @@ Result<uint64_t> FilesystemImpl::OpenDir(const Caller& c, uint64_t ino) {
   h->dir = true;
   {
     // The listing is materialized at opendir from one snapshot, so entries
-    // stay stable (no duplicates, no misses) under concurrent changes.
-    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+    // stay stable (no duplicates, no misses) under concurrent changes. (A
+    // --lock transaction does not lock a directory it lists: its record
+    // stands for the listing in unlocked_reads.)
+    DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
     if (!n.IsDir()) return Status(Code::kNotDir, "not a directory");
@@ -1845,7 +2234,7 @@ Result<std::string> FilesystemImpl::GetXattr(const Caller& c, uint64_t ino, std:
   // Virtual attributes of the root: the `dbfs` tool's read-only window into
   // the daemon (they are never listed and cannot be set).
   if (ino == kRootIno && name.starts_with("dbfs.")) return Control(c, name);
-  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   DBFS_ASSIGN_OR_RETURN(auto v, t.Get(Table::kXattrs, NameKey(ino, name)));
@@ -1854,7 +2243,7 @@ Result<std::string> FilesystemImpl::GetXattr(const Caller& c, uint64_t ino, std:
 }
 
 Result<std::string> FilesystemImpl::ListXattr(const Caller& c, uint64_t ino) {
-  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}));
+  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   std::string out;
@@ -1916,8 +2305,28 @@ std::string FilesystemImpl::StatsText() const {
   line("lmdb_bytes", st.lmdb_bytes);
   line("visible_csn", store_->visible_csn());
   line("next_ino", store_->next_ino());
+  // Explicit transactions, and the locks of --lock ones (tx_lock_*: their own
+  // lock manager; the adapter appends the advisory locks' counters as lock_*).
+  line("tx_commits", tx_commits_.load());
+  line("tx_conflicts", tx_conflicts_.load());
+  line("tx_aborts", tx_aborts_.load());
+  line("tx_aborts_deadlock", tx_deadlocks_.load());
+  line("tx_aborts_root_gone", tx_root_gone_.load());
+  line("tx_lock_rebases", tx_rebases_.load());
+  const txn::LockStats ls = tx_locks_.stats();
+  line("tx_lock_acquired", ls.acquired);
+  line("tx_lock_immediate", ls.immediate);
+  line("tx_lock_backoffs", ls.backoffs);
+  line("tx_lock_waits", ls.waits);
+  line("tx_lock_deadlocks", ls.deadlocks);
+  line("tx_lock_cancelled", ls.cancelled);
   line("recovery_commits_replayed", store_->recovery().commits_replayed);
   line("recovery_micros", static_cast<uint64_t>(store_->recovery().millis * 1000));
+  const CheckpointStats cp = checkpointer_.stats();
+  line("checkpoints", cp.runs);
+  line("checkpoint_relocated_bytes", cp.relocated_bytes);
+  line("checkpoint_segments_removed", cp.segments_removed);
+  line("checkpoint_bytes_removed", cp.bytes_removed);
   return out;
 }
 
@@ -1935,6 +2344,7 @@ FsStats FilesystemImpl::Stats() const {
 Status FilesystemImpl::Close() {
   if (closed_) return Status::Ok();
   closed_ = true;
+  checkpointer_.Stop();
   StopReaper();
   // Open transactions end with the daemon: nothing of them was committed.
   std::vector<uint64_t> open;
@@ -1989,6 +2399,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& volume_d
   DBFS_RETURN_IF_ERROR(ReadSuperblock(volume_dir).status());
   DBFS_ASSIGN_OR_RETURN(VolumeLock lock, VolumeLock::AcquireWhenUnmounted(volume_dir, "dbfs-mount"));
   mvcc::StoreOptions so;
+  so.segment_size = options.wal_segment_bytes;
   DBFS_ASSIGN_OR_RETURN(auto store, mvcc::Store::Open(volume_dir, so));
   {
     Transaction t(store.get());
@@ -2093,8 +2504,8 @@ Status Filesystem::RemoveXattr(const Caller& c, uint64_t ino, std::string_view n
 Result<FsStat> Filesystem::StatFs() { return impl_->StatFs(); }
 Status Filesystem::SyncAll(const Caller& c) { return impl_->Fsync(c); }
 bool Filesystem::Uncached(const Caller& c, uint64_t ino) { return impl_->Uncached(c, ino); }
-Result<uint64_t> Filesystem::BeginTx(const Caller& c, bool serializable) {
-  return impl_->TxBegin(c, 0, serializable);
+Result<uint64_t> Filesystem::BeginTx(const Caller& c, bool serializable, bool lock) {
+  return impl_->TxBegin(c, 0, serializable, lock);
 }
 Result<std::string> Filesystem::CommitTx(const Caller& c, uint64_t id, bool durable) {
   return impl_->TxCommit(c, id, durable);
@@ -2108,5 +2519,11 @@ void Filesystem::SetEntryInvalidator(EntryInvalidator f) {
 }
 FsStats Filesystem::Stats() const { return impl_->Stats(); }
 void Filesystem::TEST_Abandon() { impl_->TEST_Abandon(); }
+void Filesystem::ShutdownTxLockWaits() { impl_->ShutdownTxLockWaits(); }
+void Filesystem::TEST_SetTxLockSyncPoint(
+    std::function<void(std::string_view point, uint64_t owner, uint64_t ino)> f) {
+  impl_->TEST_SetTxLockSyncPoint(std::move(f));
+}
+bool Filesystem::TEST_TxHoldsLock(uint64_t tx, uint64_t ino) { return impl_->TEST_TxHoldsLock(tx, ino); }
 
 }  // namespace dbfs

@@ -31,6 +31,8 @@ inline constexpr uint64_t kRootIno = 1;
 // Virtual xattr of the root directory: "name value" lines of FsStats and
 // engine counters, read by `dbfs stats`.
 inline constexpr std::string_view kStatsXattr = "dbfs.stats";
+// Reading it runs a checkpoint (root only) and returns its report.
+inline constexpr std::string_view kCheckpointXattr = "dbfs.checkpoint";
 inline constexpr size_t kNameMax = 255;
 // Largest file size DBFS accepts (EFBIG beyond): 8 EiB - 1 would overflow
 // chunk arithmetic; 2^60 bytes is far beyond the 1 TiB the format promises.
@@ -112,6 +114,16 @@ struct FsOptions {
   std::string log_level;    // informational; logging is set up by the caller
   uint64_t tx_timeout_s = 15 * 60;         // -o tx_timeout=: explicit transactions older are aborted
   uint64_t tx_max_bytes = uint64_t{4} << 30;  // -o tx_max_bytes=: data one transaction may write
+  // Background checkpoints (fuse/checkpoint.h): after this much WAL
+  // (-o checkpoint_mb=, 0 = never by size) and every this many seconds when
+  // anything was written (-o checkpoint_interval=, 0 = never by time).
+  uint64_t checkpoint_bytes = uint64_t{256} << 20;
+  uint64_t checkpoint_interval_s = 300;
+  // How long a checkpoint waits for snapshots older than its relocations
+  // before it leaves the segments to the next one.
+  uint64_t checkpoint_barrier_ms = 5000;
+  // WAL segment size (-o wal_segment_mb=): the unit of space reclamation.
+  uint64_t wal_segment_bytes = uint64_t{64} << 20;
 };
 
 // Counters shown by `dbfs stats`.
@@ -216,8 +228,12 @@ class Filesystem {
 
   // ---- explicit transactions and the kernel's caches ----
   // Begins a transaction not bound to any process: requests join it by
-  // setting Caller::tx. Commit returns "ok CSN" or "conflict PATH".
-  Result<uint64_t> BeginTx(const Caller& c, bool serializable);
+  // setting Caller::tx. Commit returns "ok CSN", "conflict PATH" or
+  // "deadlock DESCRIPTION". lock: pessimistic mode (`dbfs tx run --lock`):
+  // the transaction takes an exclusive lock on every inode it writes, and on
+  // every non-directory it reads, held until it ends; conflicting --lock
+  // transactions wait for each other (docs/ARCHITECTURE.md §8).
+  Result<uint64_t> BeginTx(const Caller& c, bool serializable, bool lock = false);
   Result<std::string> CommitTx(const Caller& c, uint64_t id, bool durable);
   Status AbortTx(const Caller& c, uint64_t id);
   // True when replies about `ino` to this caller must not be cached by the
@@ -234,9 +250,19 @@ class Filesystem {
   using EntryInvalidator = std::function<void(const std::set<std::pair<uint64_t, std::string>>&)>;
   void SetEntryInvalidator(EntryInvalidator f);
 
+  // Unmount: every current and future wait for a --lock transaction's lock
+  // ends with ENOLCK, so no request thread keeps the session from ending.
+  void ShutdownTxLockWaits();
+
   // Test hook: abandons the volume like a killed daemon (no flush, no sync,
   // no orphan reclamation). Only destruction may follow.
   void TEST_Abandon();
+  // Test hooks into the lock manager of --lock transactions (owners are
+  // transaction ids): its sync points (txn::LockManager::TEST_SetSyncPoint)
+  // and whether transaction `tx` holds a lock on `ino`.
+  void TEST_SetTxLockSyncPoint(
+      std::function<void(std::string_view point, uint64_t owner, uint64_t ino)> f);
+  bool TEST_TxHoldsLock(uint64_t tx, uint64_t ino);
 
  private:
   explicit Filesystem(std::unique_ptr<FilesystemImpl> impl);

@@ -36,8 +36,12 @@ struct CachePolicy {
 // process for POSIX locks, the open file description for flock, so the two id
 // spaces never collide. The kernel releases a lock owner's POSIX locks with
 // FLUSH on close and its flock lock with RELEASE (flock_release).
+// The exclusive inode locks of `dbfs tx run --lock` transactions live in the
+// Filesystem's own LockManager (owners: transaction ids), which never meets
+// these owners; Shutdown ends the waits of both.
 class AdapterLocks {
  public:
+  explicit AdapterLocks(Filesystem* fs) : fs_(fs) {}
   txn::LockManager& manager() { return mgr_; }
 
   // FLUSH: close(2) drops every POSIX lock of `owner` on `ino`.
@@ -45,19 +49,24 @@ class AdapterLocks {
   // RELEASE with flock_release: drops the flock lock of `owner` on `ino`.
   void ReleaseFlock(uint64_t ino, uint64_t owner);
   // Unmount / shutdown signal: every current and future blocking wait ends
-  // with ENOLCK, so no request thread stays blocked.
-  void Shutdown() { mgr_.Shutdown(); }
+  // with ENOLCK (advisory locks and --lock transactions' locks), so no
+  // request thread stays blocked.
+  void Shutdown() {
+    mgr_.Shutdown();
+    if (fs_ != nullptr) fs_->ShutdownTxLockWaits();
+  }
 
   txn::LockStats stats() const { return mgr_.stats(); }
 
  private:
+  Filesystem* fs_;
   txn::LockManager mgr_;
 };
 
 class Adapter {
  public:
   // `fs` must outlive the Adapter.
-  Adapter(Filesystem* fs, CachePolicy cache) : fs_(fs), cache_(cache) {}
+  Adapter(Filesystem* fs, CachePolicy cache) : fs_(fs), locks_(fs), cache_(cache) {}
   Adapter(const Adapter&) = delete;
   Adapter& operator=(const Adapter&) = delete;
 

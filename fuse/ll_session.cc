@@ -542,6 +542,19 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &out->fs.tx_timeout_s));
     } else if (key == "tx_max_bytes" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/true, &out->fs.tx_max_bytes));
+    } else if (key == "checkpoint_mb" && has_value) {
+      uint64_t mb = 0;
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &mb));
+      out->fs.checkpoint_bytes = mb << 20;
+    } else if (key == "wal_segment_mb" && has_value) {
+      uint64_t mb = 0;
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &mb));
+      if (mb == 0 || mb > 1024) {
+        return Status::Invalid("mount option wal_segment_mb: between 1 and 1024");
+      }
+      out->fs.wal_segment_bytes = mb << 20;
+    } else if (key == "checkpoint_interval" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &out->fs.checkpoint_interval_s));
     } else if (key == "elle_port" && has_value) {
       uint64_t port = 0;
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
@@ -559,7 +572,7 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       return Status::Invalid(
           fmt::format("unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
                       "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, "
-                      "tx_timeout=, tx_max_bytes=, elle_port=)",
+                      "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, elle_port=)",
                       item));
     }
   }

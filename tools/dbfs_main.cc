@@ -1,7 +1,8 @@
 // dbfs — the user's tool for a mounted DBFS volume.
-//   dbfs tx run [--mount MNT] [--isolation serializable|snapshot] [--retries N] [--durable] -- CMD...
-//   eval "$(dbfs tx begin)"; ...; dbfs tx commit | dbfs tx abort;  dbfs tx status
+//   dbfs tx run [--mount MNT] [--isolation serializable|snapshot] [--lock] [--retries N] [--durable] -- CMD...
+//   eval "$(dbfs tx begin [--lock])"; ...; dbfs tx commit | dbfs tx abort;  dbfs tx status
 //   dbfs stats [--mount MNT]
+//   dbfs checkpoint [--mount MNT]
 //   dbfs elle check FILE [--realtime];  dbfs elle run --mount MNT [--volume VOL --nemesis kill] ...
 #include <fcntl.h>
 #include <signal.h>
@@ -35,9 +36,22 @@ std::string MountOrDefault(const std::string& mount) {
   return m.ok() ? *m : std::string();
 }
 
+// The begin command: dbfs.tx.begin:PID:ISOLATION[:lock].
+std::string BeginCommand(pid_t pid, const std::string& isolation, bool lock) {
+  return "dbfs.tx.begin:" + std::to_string(pid) + ":" + isolation + (lock ? ":lock" : "");
+}
+
+// A commit or abort reply "deadlock WHY": the daemon rolled the transaction
+// back as a deadlock victim (--lock), which counts as a conflict (exit 75).
+bool IsDeadlock(const std::string& reply) { return reply.rfind("deadlock ", 0) == 0; }
+int ReportDeadlock(const std::string& reply) {
+  std::fprintf(stderr, "dbfs: transaction rolled back: %s\n", reply.substr(9).c_str());
+  return kExitConflict;
+}
+
 // Runs argv in a child bound to a new transaction; commits if it exits 0.
-int TxRun(const std::string& mount, const std::string& isolation, int retries, bool durable,
-          const std::vector<std::string>& cmd) {
+int TxRun(const std::string& mount, const std::string& isolation, bool lock, int retries,
+          bool durable, const std::vector<std::string>& cmd) {
   std::vector<char*> argv;
   for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -56,7 +70,7 @@ int TxRun(const std::string& mount, const std::string& isolation, int retries, b
       _exit(127);
     }
     close(go[0]);
-    auto id = dbfs::ControlRequest(mount, "dbfs.tx.begin:" + std::to_string(child) + ":" + isolation);
+    auto id = dbfs::ControlRequest(mount, BeginCommand(child, isolation, lock));
     if (!id.ok()) {
       kill(child, SIGKILL);
       close(go[1]);
@@ -67,18 +81,37 @@ int TxRun(const std::string& mount, const std::string& isolation, int retries, b
       kill(child, SIGKILL);
     }
     close(go[1]);
-    int st = 0;
-    while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    // The child is left unreaped (WNOWAIT) until the transaction has ended:
+    // the daemon aborts a transaction whose root process is gone, and a
+    // zombie still counts as there.
+    siginfo_t si{};
+    while (waitid(P_PID, child, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
     }
-    const bool success = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    auto reap = [child] {
+      while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    };
+    const bool exited = si.si_code == CLD_EXITED;
+    const bool success = exited && si.si_status == 0;
     if (!success) {
       auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + *id);
+      reap();
       if (!r.ok()) std::fprintf(stderr, "dbfs: abort failed: %s\n", r.status().ToString().c_str());
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      // CMD most likely failed because its transaction was a deadlock victim.
+      if (r.ok() && IsDeadlock(*r)) {
+        if (attempt < retries) continue;
+        return ReportDeadlock(*r);
+      }
+      return exited ? si.si_status : 128 + si.si_status;
     }
     auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + *id + (durable ? ":durable" : ""));
+    reap();
     if (!r.ok()) return Fail("commit failed: " + r.status().ToString());
     if (r->rfind("ok", 0) == 0) return 0;
+    if (IsDeadlock(*r)) {
+      if (attempt < retries) continue;
+      return ReportDeadlock(*r);
+    }
     if (r->rfind("conflict ", 0) == 0) {
       if (attempt < retries) continue;
       std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
@@ -98,17 +131,35 @@ int main(int argc, char** argv) {
   auto* stats = app.add_subcommand("stats", "show the daemon's counters (commits, syncs, WAL, GC)");
   stats->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
 
+  auto* checkpoint = app.add_subcommand(
+      "checkpoint", "flush to LMDB, move live file data out of old WAL segments and delete the "
+                    "segments nothing needs (root only); prints what it did");
+  checkpoint->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+
   auto* tx = app.add_subcommand("tx", "multi-file transactions");
   tx->require_subcommand(1);
   std::string isolation = "serializable";
   int retries = 0;
   bool durable = false;
+  bool lock = false;
+  const char* lock_help =
+      "pessimistic mode: the transaction takes an exclusive lock on every file it reads or "
+      "writes and every directory it changes, held until it ends, so conflicting --lock "
+      "transactions wait for each other instead of failing at commit; a deadlock between them "
+      "rolls one back (exit 75, 'deadlock'; --retries re-runs it). Processes outside any "
+      "transaction never wait for these locks: if one changes what the transaction used, the "
+      "commit still fails (exit 75)";
   std::vector<std::string> cmd;
   auto* run = tx->add_subcommand("run", "run CMD and its children as one transaction");
+  run->footer(
+      "Exit status: 0 when CMD exited 0 and the commit succeeded; CMD's own status when it failed "
+      "(the transaction is rolled back); 75 when the transaction lost a conflict or, with --lock, "
+      "was a deadlock victim (rolled back; a one-line message on stderr).");
   run->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
   run->add_option("--isolation", isolation, "serializable (default) or snapshot")
       ->check(CLI::IsMember({"serializable", "snapshot"}));
-  run->add_option("--retries", retries, "re-run CMD up to N times after a conflict")->check(CLI::NonNegativeNumber);
+  run->add_flag("--lock", lock, lock_help);
+  run->add_option("--retries", retries, "re-run CMD up to N times after a conflict or deadlock")->check(CLI::NonNegativeNumber);
   run->add_flag("--durable", durable, "make the commit durable before returning");
   run->add_option("CMD", cmd, "command and arguments (after --)")->required();
   std::string id;
@@ -116,6 +167,7 @@ int main(int argc, char** argv) {
   begin->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
   begin->add_option("--isolation", isolation, "serializable (default) or snapshot")
       ->check(CLI::IsMember({"serializable", "snapshot"}));
+  begin->add_flag("--lock", lock, lock_help);
   auto* commit = tx->add_subcommand("commit", "commit the shell's transaction ($DBFS_TX)");
   commit->add_option("--mount,-m", mount, "DBFS mount point");
   commit->add_option("--id", id, "transaction id (default: $DBFS_TX)");
@@ -185,11 +237,12 @@ int main(int argc, char** argv) {
     return 0;
   };
   if (*stats) return request(std::string(dbfs::kStatsXattr));
+  if (*checkpoint) return request(std::string(dbfs::kCheckpointXattr));
   if (*status) return request("dbfs.tx.status");
-  if (*run) return TxRun(mount, isolation, retries, durable, cmd);
+  if (*run) return TxRun(mount, isolation, lock, retries, durable, cmd);
   if (*begin) {
     // The transaction belongs to the shell that evals our output: our parent.
-    auto r = dbfs::ControlRequest(mount, "dbfs.tx.begin:" + std::to_string(getppid()) + ":" + isolation);
+    auto r = dbfs::ControlRequest(mount, BeginCommand(getppid(), isolation, lock));
     if (!r.ok()) return Fail("cannot begin: " + r.status().ToString());
     std::printf("export DBFS_TX=%s DBFS_TX_MOUNT='%s'\n", r->c_str(), mount.c_str());
     return 0;
@@ -203,11 +256,16 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
       return kExitConflict;
     }
+    if (IsDeadlock(*r)) return ReportDeadlock(*r);
     return 0;
   }
   if (*abort_cmd) {
     auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + id);
     if (!r.ok()) return Fail("abort failed: " + r.status().ToString());
+    if (IsDeadlock(*r)) {
+      std::fprintf(stderr, "dbfs: the transaction had already been rolled back: %s\n",
+                   r->substr(9).c_str());
+    }
     return 0;
   }
   return 16;

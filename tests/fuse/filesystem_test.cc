@@ -12,6 +12,7 @@
 #include <random>
 
 #include "tools/lib/fsck.h"
+#include "tests/testlib/temp_volume.h"
 #include "tools/lib/mkfs.h"
 
 namespace dbfs {
@@ -20,18 +21,15 @@ namespace {
 class FilesystemTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/dbfs-fs-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = std::string(tmpl) + "/vol";
-    MkfsOptions mo;
-    mo.quiet = true;
-    auto r = Mkfs(dir_, mo);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    vol_ = std::make_unique<testing::TempVolume>("fs");
+    ASSERT_TRUE(vol_->ok());
+    root_ = vol_->root();
+    dir_ = vol_->dir();
     Open();
   }
   void TearDown() override {
     fs_.reset();
-    std::filesystem::remove_all(std::filesystem::path(dir_).parent_path());
+    vol_.reset();
   }
   void Open() {
     auto f = Filesystem::Open(dir_, {});
@@ -64,7 +62,8 @@ class FilesystemTest : public ::testing::Test {
     return buf;
   }
 
-  std::string dir_;
+  std::unique_ptr<testing::TempVolume> vol_;
+  std::string root_, dir_;
   std::unique_ptr<Filesystem> fs_;
   Caller caller_;
 };

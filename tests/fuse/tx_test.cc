@@ -8,12 +8,17 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <filesystem>
+#include <future>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "fuse/filesystem.h"
 #include "tools/lib/fsck.h"
+#include "tests/testlib/temp_volume.h"
 #include "tools/lib/mkfs.h"
 
 namespace dbfs {
@@ -22,13 +27,10 @@ namespace {
 class TxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/dbfs-tx-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    dir_ = root_ + "/vol";
-    MkfsOptions mo;
-    mo.quiet = true;
-    ASSERT_TRUE(Mkfs(dir_, mo).ok());
+    vol_ = std::make_unique<testing::TempVolume>("tx");
+    ASSERT_TRUE(vol_->ok());
+    root_ = vol_->root();
+    dir_ = vol_->dir();
     auto f = Filesystem::Open(dir_, {});
     ASSERT_TRUE(f.ok()) << f.status().ToString();
     fs_ = std::move(f).value();
@@ -36,7 +38,7 @@ class TxTest : public ::testing::Test {
   }
   void TearDown() override {
     fs_.reset();
-    std::filesystem::remove_all(root_);
+    vol_.reset();
   }
   std::string Ctl(const std::string& cmd) {
     auto r = fs_->GetXattr(out_, kRootIno, cmd);
@@ -76,6 +78,7 @@ class TxTest : public ::testing::Test {
     return buf;
   }
 
+  std::unique_ptr<testing::TempVolume> vol_;
   std::string root_, dir_;
   std::unique_ptr<Filesystem> fs_;
   Caller in_, out_;
@@ -214,6 +217,302 @@ TEST_F(TxTest, TransactionsCreatingDifferentNamesInOneDirectoryBothCommit) {
   fs_.reset();
   FsckReport r = Fsck(dir_, {});
   for (const auto& e : r.errors) ADD_FAILURE() << e;
+}
+
+}  // namespace
+}  // namespace dbfs
+
+// ---- pessimistic transactions (dbfs tx run --lock) ----
+
+namespace dbfs {
+namespace {
+
+// A second "process" for a second transaction: a forked child that only
+// waits to be killed, so that its pid can be bound.
+class SleepingChild {
+ public:
+  SleepingChild() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      pause();
+      _exit(0);
+    }
+  }
+  ~SleepingChild() { Kill(); }
+  SleepingChild(const SleepingChild&) = delete;
+  SleepingChild& operator=(const SleepingChild&) = delete;
+  pid_t pid() const { return pid_; }
+  Caller caller() const {
+    Caller c;
+    c.pid = pid_;
+    return c;
+  }
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Records which lock owners (transaction ids) reached "before wait": a
+// request of theirs is blocked in the lock manager.
+class WaitLog {
+ public:
+  explicit WaitLog(Filesystem* fs) : fs_(fs) {
+    fs_->TEST_SetTxLockSyncPoint([this](std::string_view point, uint64_t owner, uint64_t) {
+      if (point != "before wait") return;
+      std::lock_guard g(mu_);
+      waited_.insert(owner);
+      cv_.notify_all();
+    });
+  }
+  ~WaitLog() { fs_->TEST_SetTxLockSyncPoint(nullptr); }
+  // Bounded wait until a request of `owner` blocks.
+  bool WaitFor(uint64_t owner) {
+    std::unique_lock g(mu_);
+    return cv_.wait_for(g, std::chrono::seconds(20), [&] { return waited_.count(owner) > 0; });
+  }
+  bool Waited(uint64_t owner) {
+    std::lock_guard g(mu_);
+    return waited_.count(owner) > 0;
+  }
+
+ private:
+  Filesystem* fs_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<uint64_t> waited_;
+};
+
+class LockTxTest : public TxTest {
+ protected:
+  std::string BeginLocked(pid_t pid) {
+    return Ctl("dbfs.tx.begin:" + std::to_string(pid) + ":serializable:lock");
+  }
+  // Like TxTest::Write, but returns the first failure instead of expecting
+  // none (a deadlock victim's or an aborted transaction's request fails).
+  Status TryWrite(const Caller& c, const std::string& name, const std::string& data) {
+    DBFS_ASSIGN_OR_RETURN(Attr a, fs_->Lookup(c, kRootIno, name));
+    DBFS_ASSIGN_OR_RETURN(uint64_t fh, fs_->Open(c, a.ino, O_RDWR | O_TRUNC));
+    Status w = fs_->Write(c, a.ino, fh, 0, data.data(), data.size()).status();
+    EXPECT_TRUE(fs_->Release(a.ino, fh).ok());
+    return w;
+  }
+  uint64_t Ino(const std::string& name) {
+    auto a = fs_->Lookup(out_, kRootIno, name);
+    EXPECT_TRUE(a.ok());
+    return a.ok() ? a->ino : 0;
+  }
+  static uint64_t Id(const std::string& id) { return std::stoull(id); }
+  static constexpr auto kNow = std::chrono::seconds(0);
+};
+
+TEST_F(LockTxTest, SecondTransactionWaitsForTheFirstAndThenSeesItsCommit) {
+  Write(out_, "counter", "0");
+  const uint64_t ino = Ino("counter");
+  SleepingChild other;
+  const Caller in2 = other.caller();
+  const std::string a = BeginLocked(getpid());
+  const std::string b = BeginLocked(other.pid());
+  WaitLog waits(fs_.get());
+  // a: read-increment-write; the read already takes the exclusive lock.
+  EXPECT_EQ(Read(in_, "counter"), "0");
+  EXPECT_TRUE(fs_->TEST_TxHoldsLock(Id(a), ino));
+  Write(in_, "counter", "1");
+  // b's read of the counter waits for a instead of reading the old value.
+  auto b_read = std::async(std::launch::async, [&] { return Read(in2, "counter"); });
+  ASSERT_TRUE(waits.WaitFor(Id(b)));
+  EXPECT_EQ(b_read.wait_for(kNow), std::future_status::timeout);
+  // Status never blocks on a waiting transaction, and shows the mode.
+  const std::string st = Ctl("dbfs.tx.status");
+  EXPECT_NE(st.find("tx " + a + " pid " + std::to_string(getpid()) + " uid 0 serializable lock"),
+            std::string::npos) << st;
+  EXPECT_NE(st.find("waiting for the lock of inode " + std::to_string(ino)), std::string::npos) << st;
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + a).substr(0, 3), "ok ");
+  // Granted after a's commit, b reads what a committed (its snapshot moved).
+  EXPECT_EQ(b_read.get(), "1");
+  Write(in2, "counter", "2");
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + b).substr(0, 3), "ok ");  // no conflict
+  EXPECT_EQ(Read(out_, "counter"), "2");
+  EXPECT_FALSE(fs_->TEST_TxHoldsLock(Id(a), ino));
+  EXPECT_FALSE(fs_->TEST_TxHoldsLock(Id(b), ino));
+  const std::string stats = Ctl("dbfs.stats");
+  EXPECT_NE(stats.find("tx_lock_waits 1\n"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("tx_lock_rebases 1\n"), std::string::npos) << stats;
+}
+
+TEST_F(LockTxTest, WritesMadeBeforeAWaitSurviveTheSnapshotMove) {
+  Write(out_, "mine", "0");
+  Write(out_, "theirs", "0");
+  SleepingChild other;
+  const Caller in2 = other.caller();
+  const std::string a = BeginLocked(getpid());
+  const std::string b = BeginLocked(other.pid());
+  WaitLog waits(fs_.get());
+  Write(in2, "theirs", "b");  // b holds "theirs"
+  Write(in_, "mine", "a");    // a writes first, then needs "theirs"
+  auto a_read = std::async(std::launch::async, [&] { return Read(in_, "theirs"); });
+  ASSERT_TRUE(waits.WaitFor(Id(a)));
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + b).substr(0, 3), "ok ");
+  EXPECT_EQ(a_read.get(), "b");
+  EXPECT_EQ(Read(in_, "mine"), "a");  // its own write, carried to the new snapshot
+  Write(in_, "theirs", "a");
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + a).substr(0, 3), "ok ");
+  EXPECT_EQ(Read(out_, "mine"), "a");
+  EXPECT_EQ(Read(out_, "theirs"), "a");
+}
+
+TEST_F(LockTxTest, DeadlockAbortsExactlyOneWithEdeadlk) {
+  Write(out_, "x", "0");
+  Write(out_, "y", "0");
+  SleepingChild other;
+  const Caller in2 = other.caller();
+  const std::string a = BeginLocked(getpid());
+  const std::string b = BeginLocked(other.pid());
+  WaitLog waits(fs_.get());
+  ASSERT_TRUE(TryWrite(in_, "x", "a").ok());
+  ASSERT_TRUE(TryWrite(in2, "y", "b").ok());
+  // a waits for y (held by b); b then asks for x (held by a): a cycle.
+  auto a_write = std::async(std::launch::async, [&] { return TryWrite(in_, "y", "a"); });
+  ASSERT_TRUE(waits.WaitFor(Id(a)));
+  const Status victim = TryWrite(in2, "x", "b");
+  EXPECT_EQ(victim.code(), Code::kDeadlock) << victim.ToString();
+  EXPECT_EQ(victim.ToErrno(), EDEADLK);
+  EXPECT_NE(victim.message().find("deadlock waiting for /x"), std::string::npos) << victim.ToString();
+  // The victim's locks went with it: a proceeds.
+  const Status survivor = a_write.get();
+  EXPECT_TRUE(survivor.ok()) << survivor.ToString();
+  // The victim's processes stay in the aborted transaction: their requests
+  // fail (ECANCELED) instead of running outside it.
+  const Status after = TryWrite(in2, "y", "late");
+  EXPECT_EQ(after.ToErrno(), ECANCELED) << after.ToString();
+  EXPECT_EQ(Ctl("dbfs.tx.status").find("tx " + b + " "), std::string::npos);
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + a).substr(0, 3), "ok ");
+  const std::string r = Ctl("dbfs.tx.commit:" + b);
+  EXPECT_EQ(r.rfind("deadlock ", 0), 0u) << r;
+  // Ended now: b's process is outside any transaction again.
+  EXPECT_FALSE(fs_->GetXattr(out_, kRootIno, "dbfs.tx.commit:" + b).ok());
+  EXPECT_EQ(Read(out_, "x"), "a");
+  EXPECT_EQ(Read(out_, "y"), "a");
+  EXPECT_NE(Ctl("dbfs.stats").find("tx_aborts_deadlock 1\n"), std::string::npos);
+}
+
+TEST_F(LockTxTest, AbortReleasesLocksAndEndsAWaitOfTheAbortedTransaction) {
+  Write(out_, "f", "0");
+  const uint64_t ino = Ino("f");
+  SleepingChild other;
+  const Caller in2 = other.caller();
+  const std::string a = BeginLocked(getpid());
+  const std::string b = BeginLocked(other.pid());
+  WaitLog waits(fs_.get());
+  ASSERT_TRUE(TryWrite(in_, "f", "a").ok());
+  auto b_write = std::async(std::launch::async, [&] { return TryWrite(in2, "f", "b"); });
+  ASSERT_TRUE(waits.WaitFor(Id(b)));
+  // Aborting the waiting transaction ends its wait.
+  EXPECT_EQ(Ctl("dbfs.tx.abort:" + b), "ok");
+  EXPECT_EQ(b_write.get().ToErrno(), ECANCELED);
+  EXPECT_TRUE(fs_->TEST_TxHoldsLock(Id(a), ino));
+  // Aborting the holder releases its lock: the next transaction does not wait.
+  EXPECT_EQ(Ctl("dbfs.tx.abort:" + a), "ok");
+  EXPECT_FALSE(fs_->TEST_TxHoldsLock(Id(a), ino));
+  const std::string c = BeginLocked(other.pid());
+  ASSERT_TRUE(TryWrite(in2, "f", "c").ok());
+  EXPECT_FALSE(waits.Waited(Id(c)));
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + c).substr(0, 3), "ok ");
+  EXPECT_EQ(Read(out_, "f"), "c");
+}
+
+TEST_F(LockTxTest, OutsidersNeverWaitAndStillWinAtCommit) {
+  Write(out_, "f", "0");
+  const std::string a = BeginLocked(getpid());
+  WaitLog waits(fs_.get());
+  EXPECT_EQ(Read(in_, "f"), "0");
+  Write(in_, "f", "a");
+  // An autocommit write of the locked file goes through at once (were it to
+  // wait for the lock, this thread would hang here)...
+  Write(out_, "f", "outside");
+  EXPECT_EQ(Read(out_, "f"), "outside");
+  // ...and validation protects the transaction against it.
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + a), "conflict /f");
+  EXPECT_EQ(Read(out_, "f"), "outside");
+  EXPECT_FALSE(waits.Waited(Id(a)));
+}
+
+TEST_F(LockTxTest, SnapshotStaysWhenAnOutsiderChangedWhatTheWaiterRead) {
+  Write(out_, "r", "0");
+  Write(out_, "f", "0");
+  SleepingChild other;
+  const Caller in2 = other.caller();
+  const std::string a = BeginLocked(getpid());
+  const std::string b = BeginLocked(other.pid());
+  WaitLog waits(fs_.get());
+  Write(in2, "f", "b");                 // b holds f
+  EXPECT_EQ(Read(in_, "r"), "0");       // a read r...
+  Write(out_, "r", "outside");          // ...which an outsider then changed
+  auto a_read = std::async(std::launch::async, [&] { return Read(in_, "f"); });
+  ASSERT_TRUE(waits.WaitFor(Id(a)));
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + b).substr(0, 3), "ok ");
+  // Moving a's snapshot would mix the old r with the new f: it stays, and a
+  // reads f as of its snapshot; commit-time validation then fails it.
+  EXPECT_EQ(a_read.get(), "0");
+  Write(in_, "f", "a");
+  EXPECT_EQ(Ctl("dbfs.tx.commit:" + a).rfind("conflict ", 0), 0u);
+  EXPECT_EQ(Read(out_, "f"), "b");
+}
+
+TEST_F(LockTxTest, TimedOutTransactionReleasesItsLocks) {
+  fs_.reset();
+  FsOptions o;
+  o.tx_timeout_s = 1;
+  auto f = Filesystem::Open(dir_, o);
+  ASSERT_TRUE(f.ok());
+  fs_ = std::move(f).value();
+  Write(out_, "f", "0");
+  const uint64_t fino = Ino("f");
+  // Timeout: the reaper aborts the idle transaction and releases its lock.
+  const std::string a = BeginLocked(getpid());
+  Write(in_, "f", "a");
+  EXPECT_TRUE(fs_->TEST_TxHoldsLock(Id(a), fino));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fs_->TEST_TxHoldsLock(Id(a), fino) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(fs_->TEST_TxHoldsLock(Id(a), fino));
+  EXPECT_EQ(Ctl("dbfs.tx.status"), "");
+  EXPECT_EQ(Read(out_, "f"), "0");
+  // Its processes stay in the aborted transaction: their requests fail
+  // instead of autocommitting what was meant to be part of it...
+  EXPECT_EQ(TryWrite(in_, "f", "late").ToErrno(), ECANCELED);
+  EXPECT_EQ(Read(out_, "f"), "0");
+  // ...until `dbfs tx` ends it (the commit reports why it cannot).
+  auto r = fs_->GetXattr(out_, kRootIno, "dbfs.tx.commit:" + a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("timeout"), std::string::npos) << r.status().ToString();
+  Write(in_, "f", "after");
+  EXPECT_EQ(Read(out_, "f"), "after");
+}
+
+TEST_F(LockTxTest, TransactionWhoseRootProcessIsGoneIsAbortedAndReleasesItsLocks) {
+  // (the default tx_timeout: only the root-process check can end it)
+  Write(out_, "g", "0");
+  const uint64_t gino = Ino("g");
+  SleepingChild doomed;
+  const std::string b = BeginLocked(doomed.pid());
+  Write(doomed.caller(), "g", "b");
+  EXPECT_TRUE(fs_->TEST_TxHoldsLock(Id(b), gino));
+  doomed.Kill();
+  const auto deadline2 = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fs_->TEST_TxHoldsLock(Id(b), gino) && std::chrono::steady_clock::now() < deadline2) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(fs_->TEST_TxHoldsLock(Id(b), gino));
+  EXPECT_EQ(Read(out_, "g"), "0");
+  EXPECT_EQ(Ctl("dbfs.tx.status"), "");
+  EXPECT_NE(Ctl("dbfs.stats").find("tx_aborts_root_gone 1\n"), std::string::npos);
 }
 
 }  // namespace

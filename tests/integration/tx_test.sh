@@ -168,6 +168,75 @@ lost=$(cat "$SYNC"/hot-*.rc | grep -cx 75 || true)
 [ $((ok + lost)) = 40 ] || die "hot-file transactions ended with other statuses: $(cat "$SYNC"/hot-*.rc | sort | uniq -c)"
 [ "$(cat "$MNT/hot")" = "$ok" ] || die "hot counter $(cat "$MNT/hot") but $ok commits succeeded (an abort was not real, or an update was lost)"
 
+log "6d. --lock: 16 concurrent increments of one counter wait for each other: zero conflicts"
+echo 0 > "$MNT/lcounter"
+# The first to get the counter holds its lock until the 15 others are all
+# queued behind it (dbfs tx status shows them waiting), so they do contend.
+cat > "$SYNC/inc.sh" <<INC
+n=\$(cat "$MNT/lcounter")
+if [ "\$n" = 0 ]; then
+  for t in \$(seq 1 400); do
+    [ "\$("$DBFS" tx status --mount "$MNT" | grep -c 'waiting for the lock')" -ge 15 ] && break
+    sleep 0.05
+  done
+fi
+echo \$((n + 1)) > "$MNT/lcounter"
+INC
+pids=()
+for i in $(seq 1 16); do
+  ( rc=0
+    "$DBFS" tx run --mount "$MNT" --lock -- sh "$SYNC/inc.sh" 2> "$SYNC/lock-$i.err" || rc=$?
+    echo "$rc" > "$SYNC/lock-$i.rc" ) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+failed=$(cat "$SYNC"/lock-*.rc | grep -cvx 0 || true)
+[ "$failed" = 0 ] || die "$failed of 16 --lock increments failed: $(cat "$SYNC"/lock-*.rc | sort | uniq -c | tr '\n' ' ') $(cat "$SYNC"/lock-*.err | head -3)"
+[ "$(cat "$MNT/lcounter")" = 16 ] || die "--lock counter is $(cat "$MNT/lcounter"), expected 16"
+waits=$("$DBFS" stats --mount "$MNT" | awk '$1 == "tx_lock_waits" { print $2 }')
+[ "${waits:-0}" -ge 15 ] || die "expected at least 15 lock waits, dbfs stats shows ${waits:-none}"
+[ -z "$("$DBFS" tx status --mount "$MNT")" ] || die "transactions left open: $("$DBFS" tx status --mount "$MNT")"
+
+log "6e. --lock deadlock: exactly one of two exits 75 saying deadlock; with --retries both commit"
+# dl.sh NAME FIRST SECOND ROUND: lock FIRST (by writing it), wait until the
+# other holds its first file, then write SECOND (the other's first file).
+cat > "$SYNC/dl.sh" <<DL
+echo "\$1" > "$MNT/\$2"
+touch "$SYNC/dl-\$4-\$1"
+other=\$([ "\$1" = p ] && echo q || echo p)
+for t in \$(seq 1 400); do [ -e "$SYNC/dl-\$4-\$other" ] && break; sleep 0.05; done
+echo "\$1" > "$MNT/\$3"
+DL
+deadlock_pair() {  # $1 round, $2 retries
+  echo 0 > "$MNT/da"
+  echo 0 > "$MNT/db"
+  ( rc=0; "$DBFS" tx run --mount "$MNT" --lock --retries "$2" -- sh "$SYNC/dl.sh" p da db "$1" \
+      2> "$SYNC/dl-$1-p.err" || rc=$?; echo "$rc" > "$SYNC/dl-$1-p.rc" ) &
+  local d1=$!
+  ( rc=0; "$DBFS" tx run --mount "$MNT" --lock --retries "$2" -- sh "$SYNC/dl.sh" q db da "$1" \
+      2> "$SYNC/dl-$1-q.err" || rc=$?; echo "$rc" > "$SYNC/dl-$1-q.rc" ) &
+  local d2=$!
+  wait "$d1"
+  wait "$d2"
+}
+deadlock_pair 1 0
+rp=$(cat "$SYNC/dl-1-p.rc")
+rq=$(cat "$SYNC/dl-1-q.rc")
+case "$rp/$rq" in
+  0/75) winner=p loser=q ;;
+  75/0) winner=q loser=p ;;
+  *) die "deadlock: exits $rp/$rq, expected one 0 and one 75 ($(cat "$SYNC"/dl-1-*.err))" ;;
+esac
+grep -q "deadlock" "$SYNC/dl-1-$loser.err" || die "the victim's message does not say deadlock: $(cat "$SYNC/dl-1-$loser.err")"
+[ "$(cat "$MNT/da")" = "$winner" ] && [ "$(cat "$MNT/db")" = "$winner" ] \
+  || die "after the deadlock: da=$(cat "$MNT/da") db=$(cat "$MNT/db"), expected both $winner"
+deadlock_pair 2 5
+[ "$(cat "$SYNC/dl-2-p.rc")/$(cat "$SYNC/dl-2-q.rc")" = 0/0 ] \
+  || die "with --retries: exits $(cat "$SYNC/dl-2-p.rc")/$(cat "$SYNC/dl-2-q.rc") ($(cat "$SYNC"/dl-2-*.err))"
+[ "$(cat "$MNT/da")" = "$(cat "$MNT/db")" ] || die "with --retries: da and db differ"
+deadlocks=$("$DBFS" stats --mount "$MNT" | awk '$1 == "tx_lock_deadlocks" { print $2 }')
+[ "${deadlocks:-0}" -ge 2 ] || die "expected at least 2 deadlocks counted, dbfs stats shows ${deadlocks:-none}"
+
 log "7. begin/commit/abort from a shell, and status"
 out=$(bash -c "
   cd $MNT

@@ -22,6 +22,7 @@
 #include "kvstore/env.h"
 #include "mvcc/keys.h"
 #include "mvcc/superblock.h"
+#include "tests/testlib/temp_volume.h"
 #include "tools/lib/mkfs.h"
 #include "wal/record_format.h"
 
@@ -58,13 +59,10 @@ void FlipByte(const std::string& path, off_t where) {
 class FsckTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/dbfs-fsck-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    dir_ = root_ + "/vol";
-    MkfsOptions mo;
-    mo.quiet = true;
-    ASSERT_TRUE(Mkfs(dir_, mo).ok());
+    vol_ = std::make_unique<testing::TempVolume>("fsck");
+    ASSERT_TRUE(vol_->ok());
+    root_ = vol_->root();
+    dir_ = vol_->dir();
     // A small tree: /d (dir), /d/f (file with data), /d/e (subdir), /g (file).
     auto fs = Filesystem::Open(dir_, {});
     ASSERT_TRUE(fs.ok());
@@ -86,7 +84,7 @@ class FsckTest : public ::testing::Test {
     ASSERT_TRUE((*fs)->Release(g->attr.ino, g->fh).ok());
     ASSERT_TRUE((*fs)->Close().ok());
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
+  void TearDown() override { vol_.reset(); }
 
   // ---- damaging the volume behind the store's back ----
 
@@ -265,6 +263,7 @@ class FsckTest : public ::testing::Test {
     return a;
   }
 
+  std::unique_ptr<testing::TempVolume> vol_;
   std::string root_, dir_;
   uint64_t dir_ino_ = 0, file_ino_ = 0, sub_ino_ = 0, g_ino_ = 0;
 };

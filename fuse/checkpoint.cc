@@ -1,0 +1,316 @@
+#include "fuse/checkpoint.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "fuse/inode_format.h"
+#include "wal/record_format.h"
+
+namespace dbfs {
+
+namespace {
+
+using mvcc::Table;
+
+struct Chunk {
+  std::string key;
+  SliceList slices;
+  uint64_t bytes = 0;  // live bytes of the chunk
+};
+
+// The bytes a slice list reads over [lo, hi), and which of them are data.
+Status Materialize(mvcc::Store* store, const SliceList& l, uint32_t lo, uint32_t hi,
+                   std::string* bytes, std::string* covered) {
+  bytes->assign(hi - lo, '\0');
+  covered->assign(hi - lo, '\0');
+  for (const Slice& s : l) {
+    if (s.off < lo || s.end() > hi) return Status::Invalid("slice outside the range");
+    DBFS_RETURN_IF_ERROR(
+        store->ReadData(mvcc::DataRef{s.segment, s.data, s.len}, 0, s.len, bytes->data() + (s.off - lo)));
+    std::fill(covered->begin() + (s.off - lo), covered->begin() + (s.end() - lo), '\1');
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool ExtentsReadTheSame(mvcc::Store* store, std::string_view before, std::string_view after) {
+  auto a = DecodeSlices(before), b = DecodeSlices(after);
+  if (!a.ok() || !b.ok()) return false;
+  if (a->empty() || b->empty()) return a->empty() && b->empty();
+  const uint32_t lo = std::min(a->front().off, b->front().off);
+  const uint32_t hi = std::max(a->back().end(), b->back().end());
+  std::string ab, bb, ac, bc;
+  if (!Materialize(store, *a, lo, hi, &ab, &ac).ok()) return false;
+  if (!Materialize(store, *b, lo, hi, &bb, &bc).ok()) return false;
+  return ac == bc && ab == bb;
+}
+
+std::string CheckpointReport::ToString() const {
+  std::string s;
+  auto line = [&](const char* k, uint64_t v) { s += std::string(k) + " " + std::to_string(v) + "\n"; };
+  line("segments_before", segments_before);
+  line("bytes_before", bytes_before);
+  line("live_bytes", live_bytes);
+  line("victims", victims);
+  line("relocated_chunks", relocated_chunks);
+  line("relocated_bytes", relocated_bytes);
+  line("skipped_chunks", skipped_chunks);
+  line("segments_removed", segments_removed);
+  line("bytes_removed", bytes_removed);
+  line("segments_after", segments_after);
+  line("bytes_after", bytes_after);
+  line("barrier_timed_out", barrier_timed_out ? 1 : 0);
+  s += "millis " + std::to_string(static_cast<uint64_t>(millis)) + "\n";
+  return s;
+}
+
+Checkpointer::Checkpointer(mvcc::Store* store, CheckpointOptions options)
+    : store_(store), options_(options) {}
+
+Checkpointer::~Checkpointer() { Stop(); }
+
+CheckpointStats Checkpointer::stats() const {
+  std::lock_guard g(mu_);
+  return stats_;
+}
+
+void Checkpointer::Start(uint64_t every_bytes, std::chrono::seconds interval) {
+  if (every_bytes == 0 && interval.count() == 0) return;
+  {
+    std::lock_guard g(mu_);
+    stop_ = false;
+  }
+  thread_ = std::thread([this, every_bytes, interval] { Loop(every_bytes, interval); });
+}
+
+void Checkpointer::Stop() {
+  {
+    std::lock_guard g(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Checkpointer::Loop(uint64_t every_bytes, std::chrono::seconds interval) {
+  uint64_t last_bytes = store_->Stats().wal.bytes;
+  auto last_time = std::chrono::steady_clock::now();
+  std::unique_lock lk(mu_);
+  while (!cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stop_; })) {
+    const uint64_t bytes = store_->Stats().wal.bytes;
+    const auto now = std::chrono::steady_clock::now();
+    const bool by_size = every_bytes != 0 && bytes - last_bytes >= every_bytes;
+    const bool by_time = interval.count() != 0 && bytes != last_bytes && now - last_time >= interval;
+    if (!by_size && !by_time) continue;
+    lk.unlock();
+    auto r = Run();
+    if (!r.ok()) {
+      spdlog::error("background checkpoint failed (will retry): {}", r.status().ToString());
+    }
+    // Our own relocations count as appended bytes; start after them.
+    last_bytes = store_->Stats().wal.bytes;
+    last_time = std::chrono::steady_clock::now();
+    lk.lock();
+  }
+}
+
+Result<CheckpointReport> Checkpointer::Run() {
+  std::lock_guard g(run_mu_);
+  auto r = RunLocked();
+  if (r.ok()) {
+    std::lock_guard s(mu_);
+    ++stats_.runs;
+    stats_.relocated_bytes += r->relocated_bytes;
+    stats_.segments_removed += r->segments_removed;
+    stats_.bytes_removed += r->bytes_removed;
+  }
+  return r;
+}
+
+Result<CheckpointReport> Checkpointer::RunLocked() {
+  const auto t0 = std::chrono::steady_clock::now();
+  CheckpointReport rep;
+  DBFS_RETURN_IF_ERROR(store_->Flush());
+  DBFS_ASSIGN_OR_RETURN(auto segments, store_->WalSegments());
+  for (const auto& [seg, size] : segments) {
+    ++rep.segments_before;
+    rep.bytes_before += size;
+  }
+  // Only segments below both of these can go: the one being written, and the
+  // one recovery starts replaying in.
+  auto limit = [&] {
+    return std::min(store_->wal_segment(), wal::LsnSegment(store_->applied_lsn()));
+  };
+
+  // 1. Live bytes per segment, and the chunks with slices in old segments.
+  std::map<uint32_t, uint64_t> live;
+  std::vector<Chunk> old_chunks;
+  mvcc::Csn barrier;
+  // Fixed first: segments below it are sealed, so whatever a writer put in
+  // them (committed or not) was appended before this moment. An empty marker
+  // commit then makes every snapshot of such a writer older than the barrier
+  // below, so the barrier waits for it; writers that begin later append at
+  // or above this limit.
+  const uint32_t scan_limit = limit();
+  DBFS_RETURN_IF_ERROR(store_->Commit({}, /*durable=*/false).status());
+  {
+    mvcc::Snapshot snap = store_->AcquireSnapshot();
+    const uint32_t lim = scan_limit;
+    Status bad;
+    DBFS_RETURN_IF_ERROR(store_->Scan(
+        snap.csn(), Table::kExtents, "", "", [&](std::string_view key, std::string_view value) {
+          auto l = DecodeSlices(value);
+          if (!l.ok()) {
+            bad = l.status();
+            return false;
+          }
+          bool old = false;
+          uint64_t bytes = 0;
+          for (const Slice& s : *l) {
+            live[s.segment] += s.len;
+            bytes += s.len;
+            old |= s.segment < lim;
+          }
+          rep.live_bytes += bytes;
+          if (old) old_chunks.push_back(Chunk{std::string(key), std::move(*l), bytes});
+          return true;
+        }));
+    DBFS_RETURN_IF_ERROR(bad);
+
+    // 2. Victims: old segments less than live_threshold full.
+    std::set<uint32_t> victims;
+    for (const auto& [seg, size] : segments) {
+      if (seg >= lim) break;
+      const uint64_t capacity = size > wal::kSegmentDataStart ? size - wal::kSegmentDataStart : 0;
+      if (static_cast<double>(live[seg]) < options_.live_threshold * static_cast<double>(capacity)) {
+        victims.insert(seg);
+      }
+    }
+    rep.victims = victims.size();
+
+    // 3. Relocate the chunks that touch a victim: each chunk's slices (all of
+    // them: it costs little more and merges neighbours) into one DATA record.
+    std::vector<mvcc::Write> batch;
+    std::vector<std::string> batch_keys;
+    uint64_t batch_bytes = 0;
+    auto commit_batch = [&]() -> Status {
+      if (batch.empty()) return Status::Ok();
+      const mvcc::Csn at = snap.csn();
+      std::vector<std::string> keys = batch_keys;
+      auto validate = [&]() -> Status {
+        for (const auto& k : keys) {
+          DBFS_ASSIGN_OR_RETURN(mvcc::Csn newest, store_->NewestCsn(Table::kExtents, k));
+          if (newest > at) return Status::Conflict("chunk changed during the checkpoint");
+        }
+        return Status::Ok();
+      };
+      const size_t n = batch.size();
+      auto r = store_->Commit(std::move(batch), /*durable=*/false, validate);
+      batch.clear();
+      batch_keys.clear();
+      batch_bytes = 0;
+      if (r.ok()) return Status::Ok();
+      if (r.status().code() != Code::kConflict) return r.TakeStatus();
+      rep.skipped_chunks += n;  // a writer got there first; next time
+      return Status::Ok();
+    };
+    for (Chunk& c : old_chunks) {
+      bool hit = false;
+      for (const Slice& s : c.slices) hit |= victims.count(s.segment) > 0;
+      if (!hit) continue;
+      std::string payload(c.bytes, '\0');
+      uint64_t pos = 0;
+      for (const Slice& s : c.slices) {
+        DBFS_RETURN_IF_ERROR(
+            store_->ReadData(mvcc::DataRef{s.segment, s.data, s.len}, 0, s.len, payload.data() + pos));
+        pos += s.len;
+      }
+      DBFS_ASSIGN_OR_RETURN(mvcc::DataRef ref, store_->AppendData(payload));
+      SliceList moved;
+      pos = 0;
+      for (const Slice& s : c.slices) {
+        if (!moved.empty() && moved.back().end() == s.off) {
+          moved.back().len += s.len;
+        } else {
+          moved.push_back(Slice{s.off, s.len, ref.segment, ref.offset + pos});
+        }
+        pos += s.len;
+      }
+      batch.push_back(mvcc::Write{Table::kExtents, c.key, EncodeSlices(moved)});
+      batch_keys.push_back(c.key);
+      batch_bytes += c.bytes;
+      ++rep.relocated_chunks;
+      rep.relocated_bytes += c.bytes;
+      if (batch_bytes >= options_.batch_bytes) DBFS_RETURN_IF_ERROR(commit_batch());
+    }
+    DBFS_RETURN_IF_ERROR(commit_batch());
+    rep.relocated_chunks -= std::min(rep.relocated_chunks, rep.skipped_chunks);
+    barrier = store_->visible_csn();
+  }
+
+  // 4. Readers and transactions that began before the relocations may still
+  // follow the old slices, and a writer that read a chunk before may commit it
+  // with the old slices again: wait for all of them.
+  const auto deadline = std::chrono::steady_clock::now() + options_.barrier_wait;
+  while (store_->MinActiveSnapshot() < barrier) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      rep.barrier_timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!rep.barrier_timed_out) {
+    // The relocations reach LMDB (WAL synced first) and GC drops the versions
+    // no snapshot can see any more; then every stored version counts.
+    DBFS_RETURN_IF_ERROR(store_->Flush());
+    std::set<uint32_t> referenced;
+    Status bad;
+    DBFS_RETURN_IF_ERROR(store_->ForEachVersion(
+        Table::kExtents, [&](std::string_view, mvcc::Csn, std::optional<std::string_view> v) {
+          if (!v) return;
+          auto l = DecodeSlices(*v);
+          if (!l.ok()) {
+            bad = l.status();
+            return;
+          }
+          for (const Slice& s : *l) referenced.insert(s.segment);
+        }));
+    DBFS_RETURN_IF_ERROR(bad);
+    const uint32_t lim = std::min(scan_limit, limit());
+    for (const auto& [seg, size] : segments) {
+      if (seg >= lim) break;
+      if (referenced.count(seg)) continue;
+      DBFS_RETURN_IF_ERROR(store_->RemoveWalSegment(seg));
+      ++rep.segments_removed;
+      rep.bytes_removed += size;
+    }
+  }
+  DBFS_ASSIGN_OR_RETURN(auto after, store_->WalSegments());
+  for (const auto& [seg, size] : after) {
+    ++rep.segments_after;
+    rep.bytes_after += size;
+  }
+  rep.millis =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (rep.segments_removed > 0 || rep.relocated_bytes > 0) {
+    spdlog::info(
+        "checkpoint: {} live bytes; relocated {} bytes in {} chunks, removed {} WAL segments "
+        "({} bytes); WAL now {} bytes in {} segments ({:.0f} ms)",
+        rep.live_bytes, rep.relocated_bytes, rep.relocated_chunks, rep.segments_removed,
+        rep.bytes_removed, rep.bytes_after, rep.segments_after, rep.millis);
+  } else {
+    spdlog::debug("checkpoint: nothing to reclaim ({:.0f} ms)", rep.millis);
+  }
+  if (rep.barrier_timed_out) {
+    spdlog::info("checkpoint: a snapshot older than the relocations is still open; segments are "
+                 "removed by a later checkpoint");
+  }
+  return rep;
+}
+
+}  // namespace dbfs
