@@ -1027,31 +1027,49 @@ std::shared_ptr<ExplicitTx> FilesystemImpl::TxFor(const Caller& c) {
 
 std::shared_ptr<ExplicitTx> FilesystemImpl::TxForPid(int32_t pid) {
   if (pid <= 0 || open_txs_.load(std::memory_order_acquire) == 0) return nullptr;
-  std::lock_guard g(tx_mu_);
-  if (txs_.empty()) return nullptr;
+  // /proc is read without tx_mu_ held: every request of every process asks
+  // this while any transaction is open, and they must not queue behind one
+  // another's file reads.
   auto self = ReadProc(pid);
   if (!self) return nullptr;
-  auto cached = pid_cache_.find(pid);
-  if (cached != pid_cache_.end() && cached->second.gen == tx_gen_ &&
-      cached->second.start == self->start) {
-    auto t = txs_.find(cached->second.tx);
-    return t == txs_.end() ? nullptr : t->second;
+  struct Root {
+    int32_t pid;
+    uint64_t start, id;
+  };
+  std::vector<Root> roots;
+  uint64_t gen;
+  {
+    std::lock_guard g(tx_mu_);
+    if (txs_.empty()) return nullptr;
+    auto cached = pid_cache_.find(pid);
+    if (cached != pid_cache_.end() && cached->second.gen == tx_gen_ &&
+        cached->second.start == self->start) {
+      auto t = txs_.find(cached->second.tx);
+      return t == txs_.end() ? nullptr : t->second;
+    }
+    gen = tx_gen_;
+    for (const auto& [id, tx] : txs_) {
+      if (tx->root_pid != 0) roots.push_back(Root{tx->root_pid, tx->root_start, id});
+    }
   }
   // Walk up: thread -> its process -> parent -> ... until a bound root.
   uint64_t found = 0;
   int32_t cur = pid;
   std::optional<ProcInfo> info = self;
   for (int depth = 0; info && cur > 1 && depth < 128 && !found; ++depth) {
-    for (const auto& [id, tx] : txs_) {
-      if (tx->root_pid != 0 && tx->root_pid == cur && tx->root_start == info->start) {
-        found = id;
+    for (const Root& r : roots) {
+      if (r.pid == cur && r.start == info->start) {
+        found = r.id;
         break;
       }
     }
     cur = info->tgid != cur ? info->tgid : info->ppid;
     info = ReadProc(cur);
   }
-  pid_cache_[pid] = PidBinding{self->start, tx_gen_, found};
+  std::lock_guard g(tx_mu_);
+  // Transactions began or ended meanwhile: the walk may be stale for them,
+  // so it is not cached (the next request walks again).
+  if (gen == tx_gen_) pid_cache_[pid] = PidBinding{self->start, tx_gen_, found};
   auto t = txs_.find(found);
   return t == txs_.end() ? nullptr : t->second;
 }
