@@ -122,7 +122,8 @@ TEST_F(FilesystemTest, RandomWritesMatchAModelThroughCompactionAndRemount) {
   uint64_t ino = CreateFile("f", &fh);
   const size_t kSize = 3 << 20;  // three chunks
   std::string model;
-  for (int i = 0; i < 400; ++i) {
+  // Enough writes per chunk to pass kMaxSlicesPerChunk (256) several times.
+  for (int i = 0; i < 2000; ++i) {
     const size_t off = rng() % kSize;
     const size_t len = 1 + rng() % 20000;
     std::string data(len, '\0');
@@ -130,7 +131,7 @@ TEST_F(FilesystemTest, RandomWritesMatchAModelThroughCompactionAndRemount) {
     ASSERT_TRUE(fs_->Write(caller_, ino, fh, off, data.data(), len).ok());
     if (model.size() < off + len) model.resize(off + len, '\0');
     model.replace(off, len, data);
-    if (i % 97 == 0) {
+    if (i % 397 == 0) {
       const size_t cut = rng() % model.size();
       SetAttrIn in;
       in.valid = SetAttrIn::kSize;
