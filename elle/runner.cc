@@ -309,6 +309,68 @@ Outcome RunTxn(proto::Client* client, bool serializable, bool durable, std::vect
   return Outcome::kInfo;
 }
 
+// Runs one transaction over `client` as one pipelined batch: BEGIN_TX with
+// the alias `alias`, the micro-ops, COMMIT_TX, in one write; then reads the
+// answers in order. A failed micro-op aborts the transaction in the server,
+// so its COMMIT_TX answers conflict: the outcome is the commit's.
+Outcome RunTxnPipelined(proto::Client* client, bool serializable, bool durable, uint64_t alias,
+                        std::vector<Mop>* txn, std::string* why) {
+  std::string batch = proto::EncodeFrame(proto::kBeginTx, alias, std::string(1, serializable ? '\0' : '\1'));
+  for (const Mop& m : *txn) {
+    batch += m.f == Mop::kAppend
+                 ? proto::EncodeFrame(proto::kAppendFile, alias,
+                                      proto::PathPayload(KeyPath(m.key), std::to_string(m.value) + " "))
+                 : proto::EncodeFrame(proto::kReadFile, alias, proto::PathPayload(KeyPath(m.key)));
+  }
+  batch += proto::EncodeFrame(proto::kCommitTx, alias, std::string(1, durable ? '\1' : '\0'));
+  if (Status s = client->Send(batch); !s.ok()) {
+    // Not all of it was sent, so the COMMIT_TX (last) was not: a truncated
+    // frame and a dropped connection abort the transaction.
+    *why = s.message();
+    return Outcome::kFail;
+  }
+  // From here on the whole batch may have been executed: without the commit's
+  // answer the outcome is unknown.
+  bool op_failed = false;
+  auto r = client->Receive();
+  if (!r.ok()) {
+    *why = r.status().message();
+    return Outcome::kInfo;
+  }
+  if (r->status != proto::kOk) {
+    *why = "begin: " + r->msg;
+    op_failed = true;
+  }
+  for (Mop& m : *txn) {
+    r = client->Receive();
+    if (!r.ok()) {
+      *why = r.status().message();
+      return Outcome::kInfo;
+    }
+    if (m.f == Mop::kRead && (r->status == proto::kOk || r->status == proto::kNotFound)) {
+      m.list = r->status == proto::kOk ? ParseList(r->data) : std::vector<int64_t>{};
+      continue;
+    }
+    if (r->status != proto::kOk && !op_failed) {
+      *why = r->msg;
+      op_failed = true;
+    }
+  }
+  r = client->Receive();
+  if (!r.ok()) {
+    *why = r.status().message();
+    return Outcome::kInfo;
+  }
+  if (r->status == proto::kOk) {
+    // The server never commits a transaction with a failed operation; if it
+    // did, what took effect is unknown.
+    return op_failed ? Outcome::kInfo : Outcome::kOk;
+  }
+  if (!op_failed) *why = r->msg;
+  if (r->status == proto::kConflict || r->status == proto::kBadRequest) return Outcome::kFail;
+  return Outcome::kInfo;
+}
+
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
@@ -398,13 +460,19 @@ Outcome RunTxnPosix(const Shared& sh, std::vector<Mop>* txn, std::string* why) {
 
 // One transaction by the configured route. Sets *fatal when the run cannot go on.
 Outcome Exec(Shared* sh, proto::Client* client, std::vector<Mop>* txn, std::string* why,
-             Status* fatal) {
+             Status* fatal, uint64_t* alias) {
   if (sh->posix) return RunTxnPosix(*sh, txn, why);
   if (!client->connected()) {
     if (Status s = sh->Reconnect(client); !s.ok()) {
       *fatal = Status::IOError("cannot connect to " + sh->sock + ": " + s.ToString());
       return Outcome::kFail;
     }
+  }
+  if (sh->o.pipeline) {
+    // Aliases only need to be unique among the connection's open transactions
+    // (none here); a fresh one per transaction keeps server messages clear.
+    if (++*alias == 0) ++*alias;
+    return RunTxnPipelined(client, sh->o.serializable, sh->o.durable, *alias, txn, why);
   }
   return RunTxn(client, sh->o.serializable, sh->o.durable, txn, why);
 }
@@ -435,6 +503,7 @@ void ClientThread(Shared* sh, int index) {
   std::mt19937_64 rng(sh->o.seed * 1000003 + static_cast<uint64_t>(index));
   int64_t process = index;
   proto::Client client;
+  uint64_t alias = 0;
   std::uniform_int_distribution<int> len_dist(1, std::max(1, sh->o.max_txn_len));
   std::bernoulli_distribution is_append(0.5);
   while (!sh->fatal.load() && sh->next_txn.fetch_add(1) < sh->o.ops) {
@@ -460,7 +529,7 @@ void ClientThread(Shared* sh, int index) {
     }
     std::string why;
     Status fatal;
-    const Outcome out = Exec(sh, &client, &txn, &why, &fatal);
+    const Outcome out = Exec(sh, &client, &txn, &why, &fatal, &alias);
     if (!fatal.ok()) {
       (void)sh->journal->Complete(process, Op::kFail, invoked);
       sh->Fatal(fatal.ToString());
@@ -481,6 +550,7 @@ void ClientThread(Shared* sh, int index) {
 Status FinalReads(Shared* sh, int64_t process) {
   std::vector<int64_t> keys(sh->used.begin(), sh->used.end());
   proto::Client client;
+  uint64_t alias = 0;
   for (size_t i = 0; i < keys.size();) {
     const size_t n = std::min<size_t>(32, keys.size() - i);
     bool done = false;
@@ -491,7 +561,7 @@ Status FinalReads(Shared* sh, int64_t process) {
       DBFS_RETURN_IF_ERROR(sh->journal->Invoke(process, txn));
       std::string why;
       Status fatal;
-      const Outcome out = Exec(sh, &client, &txn, &why, &fatal);
+      const Outcome out = Exec(sh, &client, &txn, &why, &fatal, &alias);
       if (!fatal.ok()) {
         (void)sh->journal->Complete(process, Op::kFail, invoked);
         return fatal;

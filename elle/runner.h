@@ -43,6 +43,11 @@ struct RunOptions {
   uint64_t seed = 1;
   bool serializable = true;  // false: snapshot isolation
   bool durable = false;      // durable commits (COMMIT_TX flag bit0 / dbfs tx run --durable)
+  // Protocol clients send each transaction as one pipelined batch (BEGIN_TX
+  // with an alias, its micro-ops, COMMIT_TX in one write) and then read the
+  // answers, instead of one round trip per request. A transaction whose batch
+  // was sent but whose COMMIT_TX got no answer is :info (it may have committed).
+  bool pipeline = false;
   // Socket to use instead of the one found from the mount (tests).
   std::string socket;
   // Check strict serializability (realtime order): then an acknowledged

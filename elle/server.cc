@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <optional>
 #include <vector>
 
@@ -26,21 +25,6 @@ namespace dbfs::elle {
 namespace {
 
 using proto::Response;
-
-uint8_t StatusByte(const Status& s) {
-  switch (s.code()) {
-    case Code::kOk: return proto::kOk;
-    case Code::kConflict: return proto::kConflict;
-    case Code::kNotFound: return proto::kNotFound;
-    case Code::kInvalid:
-    case Code::kNotDir:
-    case Code::kIsDir:
-    case Code::kNameTooLong: return proto::kBadRequest;
-    case Code::kPermission:
-    case Code::kAccess: return proto::kDenied;
-    default: return proto::kError;
-  }
-}
 
 Status LoadOrCreateToken(const std::string& path, std::string* token) {
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -112,110 +96,27 @@ bool SplitPath(std::string_view path, std::vector<std::string_view>* parts) {
   }
 }
 
-// One connection's state and request handling.
-class Session {
+// The engine side of one connection's requests (proto::Session does the
+// protocol side: transaction ids, aliases, failed operations).
+class FsBackend final : public proto::Backend {
  public:
-  Session(Filesystem* fs, Caller base, bool weaken) : fs_(fs), base_(base), weaken_(weaken) {}
+  FsBackend(Filesystem* fs, Caller base, bool weaken) : fs_(fs), base_(base), weaken_(weaken) {}
 
-  ~Session() {
-    for (auto& [id, tx] : txs_) {
-      if (!tx.poisoned) (void)fs_->AbortTx(base_, id);
-    }
+  Result<uint64_t> Begin(bool serializable) override { return fs_->BeginTx(base_, serializable); }
+  Result<std::string> Commit(uint64_t tx, bool durable) override {
+    return fs_->CommitTx(base_, tx, durable);
   }
-
-  Response Handle(const proto::Frame& f) {
-    Response r;
-    r.tx = f.tx;
-    auto fail = [&](uint8_t status, std::string msg) {
-      r.status = status;
-      r.msg = std::move(msg);
-      return r;
-    };
-    switch (f.type) {
-      case proto::kBeginTx: {
-        if (f.tx != 0) return fail(proto::kBadRequest, "BEGIN_TX takes TX_ID 0");
-        if (f.payload.size() != 1 || static_cast<uint8_t>(f.payload[0]) > 1) {
-          return fail(proto::kBadRequest, "BEGIN_TX payload: 1 byte isolation (0 or 1)");
-        }
-        if (txs_.size() >= static_cast<size_t>(proto::kMaxOpenTx)) {
-          return fail(proto::kBadRequest, "too many open transactions on this connection (64)");
-        }
-        auto id = fs_->BeginTx(base_, f.payload[0] == 0);
-        if (!id.ok()) return fail(StatusByte(id.status()), id.status().message());
-        txs_[*id] = TxState{};
-        r.tx = *id;
-        return r;
-      }
-      case proto::kCommitTx:
-      case proto::kAbortTx: {
-        auto it = txs_.find(f.tx);
-        if (it == txs_.end()) return fail(proto::kBadRequest, "unknown or foreign TX_ID");
-        const bool poisoned = it->second.poisoned;
-        const std::string why = it->second.why;
-        txs_.erase(it);
-        if (f.type == proto::kAbortTx) {
-          if (poisoned) return r;
-          Status s = fs_->AbortTx(base_, f.tx);
-          if (!s.ok()) return fail(StatusByte(s), s.message());
-          return r;
-        }
-        if (f.payload.size() != 1) return fail(proto::kBadRequest, "COMMIT_TX payload: 1 byte flags");
-        if (poisoned) return fail(proto::kConflict, "transaction was aborted: " + why);
-        auto c = fs_->CommitTx(base_, f.tx, (f.payload[0] & 1) != 0);
-        if (!c.ok()) return fail(StatusByte(c.status()), c.status().message());
-        if (c->rfind("ok", 0) == 0) {
-          r.msg = *c;
-          return r;
-        }
-        return fail(proto::kConflict, *c);
-      }
-      case proto::kWriteFile:
-      case proto::kReadFile:
-      case proto::kAppendFile: {
-        std::string_view path, bytes;
-        if (!proto::ParsePathPayload(f.payload, &path, &bytes)) {
-          return fail(proto::kBadRequest, "malformed path payload");
-        }
-        if (f.type == proto::kReadFile && !bytes.empty()) {
-          return fail(proto::kBadRequest, "READ_FILE takes only a path");
-        }
-        std::vector<std::string_view> parts;
-        if (!SplitPath(path, &parts)) return fail(proto::kBadRequest, "invalid path");
-        TxState* tx = nullptr;
-        if (f.tx != 0) {
-          auto it = txs_.find(f.tx);
-          if (it == txs_.end()) return fail(proto::kBadRequest, "unknown or foreign TX_ID");
-          tx = &it->second;
-          if (tx->poisoned) return fail(proto::kConflict, "transaction was aborted: " + tx->why);
-        }
-        Caller c = base_;
-        c.tx = weaken_ ? 0 : f.tx;
-        Status s = FileOp(c, f.type, parts, bytes, &r.data);
-        if (s.ok()) return r;
-        r.data.clear();
-        // A failed operation ends its transaction: the engine may have ended
-        // it already, and later requests must never run outside it.
-        const bool benign = f.type == proto::kReadFile && s.code() == Code::kNotFound;
-        if (tx != nullptr && !benign) {
-          (void)fs_->AbortTx(base_, f.tx);
-          tx->poisoned = true;
-          tx->why = s.message();
-        }
-        return fail(StatusByte(s), s.message());
-      }
-      case proto::kAuth:
-        return fail(proto::kBadRequest, "already authenticated");
-      default:
-        return fail(proto::kBadRequest, "unknown message type");
-    }
+  Status Abort(uint64_t tx) override { return fs_->AbortTx(base_, tx); }
+  Status FileOp(uint64_t tx, uint8_t type, std::string_view path, std::string_view bytes,
+                std::string* out) override {
+    std::vector<std::string_view> parts;
+    if (!SplitPath(path, &parts)) return Status::Invalid("invalid path");
+    Caller c = base_;
+    c.tx = weaken_ ? 0 : tx;
+    return FileOp(c, type, parts, bytes, out);
   }
 
  private:
-  struct TxState {
-    bool poisoned = false;
-    std::string why;
-  };
-
   // Looks up `name` in `parent`, dropping the lookup reference right away.
   Result<Attr> Lookup(const Caller& c, uint64_t parent, std::string_view name) {
     auto a = fs_->Lookup(c, parent, name);
@@ -303,7 +204,13 @@ class Session {
   Filesystem* const fs_;
   const Caller base_;
   const bool weaken_;
-  std::map<uint64_t, TxState> txs_;
+};
+
+// A connection's engine and protocol state (after AUTH on TCP).
+struct ConnState {
+  ConnState(Filesystem* fs, Caller base, bool weaken) : backend(fs, base, weaken), session(&backend) {}
+  FsBackend backend;
+  proto::Session session;  // declared after backend: aborts through it when destroyed
 };
 
 }  // namespace
@@ -432,42 +339,35 @@ void Server::Serve(Conn* conn) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   }
-  std::optional<Session> session;
-  if (authed) session.emplace(fs_, base, opts_.weaken);
-  auto send_error = [fd](uint8_t status, uint64_t tx, std::string msg) {
+  std::optional<ConnState> state;
+  if (authed) state.emplace(fs_, base, opts_.weaken);
+  auto error = [](std::string* out, uint8_t status, uint64_t tx, std::string msg) {
     Response r;
     r.status = status;
     r.tx = tx;
     r.msg = std::move(msg);
-    (void)proto::WriteAll(fd, proto::EncodeResponse(r));
+    proto::AppendResponse(out, r);
   };
-  while (!stopping_.load()) {
-    auto f = proto::ReadFrame(fd);
-    if (!f.ok()) {
-      // Oversize or undersize length: say why, then close (the rest of the
-      // stream cannot be framed). Truncated frames and EOF: just close.
-      if (f.status().code() == Code::kInvalid) send_error(proto::kBadRequest, 0, f.status().message());
-      return;
-    }
+  proto::ServeConnection(fd, stopping_, [&](const proto::Frame& f, std::string* out) {
     if (!authed) {
-      if (f->type != proto::kAuth) {
-        send_error(proto::kDenied, f->tx, "AUTH must be the first request");
-        return;
+      if (f.type != proto::kAuth) {
+        error(out, proto::kDenied, f.tx, "AUTH must be the first request");
+        return false;
       }
-      if (!TokenEquals(f->payload, token_)) {
-        send_error(proto::kDenied, 0, "bad token");
-        return;
+      if (!TokenEquals(f.payload, token_)) {
+        error(out, proto::kDenied, 0, "bad token");
+        return false;
       }
       authed = true;
       base.uid = 0;
       base.gid = 0;
-      session.emplace(fs_, base, opts_.weaken);
-      send_error(proto::kOk, 0, "");
-      continue;
+      state.emplace(fs_, base, opts_.weaken);
+      error(out, proto::kOk, 0, "");
+      return true;
     }
-    Response r = session->Handle(*f);
-    if (!proto::WriteAll(fd, proto::EncodeResponse(r)).ok()) return;
-  }
+    proto::AppendResponse(out, state->session.Handle(f));
+    return true;
+  });
 }
 
 void Server::Stop() {

@@ -8,7 +8,10 @@
 // (created, 32 random hex digits, mode 0600, if missing) must come first and
 // the caller is then uid 0. One thread per connection, at most 512
 // connections, at most 64 open transactions per connection; a connection that
-// ends aborts its open transactions. Bad input (oversize, truncated, unknown
+// ends aborts its open transactions. Clients may pipeline (BEGIN_TX with a
+// connection-local alias, elle/protocol.h): each connection reads through a
+// buffer and answers all the complete frames of one read with one write
+// (proto::ServeConnection; request handling is proto::Session). Bad input (oversize, truncated, unknown
 // type, malformed payload, foreign TX_ID) is answered with an error response
 // or by closing the connection.
 #pragma once

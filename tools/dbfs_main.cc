@@ -199,6 +199,8 @@ int main(int argc, char** argv) {
   erun->add_option("--isolation", elle_isolation, "serializable (default) or snapshot")
       ->check(CLI::IsMember({"serializable", "snapshot"}));
   erun->add_flag("--durable", elle_run.durable, "durable commits");
+  erun->add_flag("--pipeline", elle_run.pipeline,
+                 "send each transaction as one pipelined batch (BEGIN with an alias, ops, COMMIT)");
   erun->add_flag("--realtime", elle_run.realtime,
                  "check strict serializability: a lost acknowledged commit is an anomaly "
                  "(implied by --nemesis kill --durable)");

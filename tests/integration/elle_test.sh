@@ -36,6 +36,15 @@ grep -q 'commits/s' "$T/run.out" || die "no throughput line"
 ok=$(sed -n 's/^committed \([0-9]*\),.*/\1/p' "$T/run.out")
 [ "${ok:-0}" -gt 1000 ] || die "only ${ok:-0} transactions committed"
 
+log "3a. pipelined transactions (one write per transaction) are valid too"
+rc=0
+"$DBFS" elle run --mount "$MNT" --pipeline --clients 50 --ops 5000 --out "$T/pipe.edn" >"$T/pipe.out" 2>&1 || rc=$?
+tail -3 "$T/pipe.out" >&2
+[ "$rc" = 0 ] || die "elle run --pipeline exited $rc"
+grep -q ':valid? true' "$T/pipe.out" || die "pipelined run: no ':valid? true' verdict"
+ok=$(sed -n 's/^committed \([0-9]*\),.*/\1/p' "$T/pipe.out")
+[ "${ok:-0}" -gt 1000 ] || die "pipelined run: only ${ok:-0} transactions committed"
+
 log "3b. the same workload as dbfs tx run processes through the mount (--via posix)"
 rc=0
 "$DBFS" elle run --mount "$MNT" --via posix --clients 4 --ops 100 --out "$T/posix.edn" >"$T/posix.out" 2>&1 || rc=$?
