@@ -101,7 +101,9 @@ TEST(ElleProtocol, MalformedPathPayloads) {
   EXPECT_FALSE(ParsePathPayload("", &path, &bytes));
   EXPECT_FALSE(ParsePathPayload(std::string("\x00", 1), &path, &bytes));
   EXPECT_FALSE(ParsePathPayload(std::string("\x00\x05" "abc", 5), &path, &bytes));
-  ASSERT_TRUE(ParsePathPayload(PathPayload("k", "1 2 "), &path, &bytes));
+  // The views point into the payload: keep it alive while they are used.
+  const std::string payload = PathPayload("k", "1 2 ");
+  ASSERT_TRUE(ParsePathPayload(payload, &path, &bytes));
   EXPECT_EQ(path, "k");
   EXPECT_EQ(bytes, "1 2 ");
   Frame f;
