@@ -23,19 +23,32 @@ Result<std::unique_ptr<Cursor>> Cursor::Open(internal::TxnState* txn, unsigned d
   DBFS_RETURN_IF_ERROR(internal::CheckDbi(dbi));
   if (txn->map_full) return internal::MapFullStatus();
   MDB_cursor* c = nullptr;
-  DBFS_RETURN_IF_ERROR(txn->Check(mdb_cursor_open(txn->txn, dbi, &c), "mdb_cursor_open"));
+  if (!txn->write) {
+    // Reuse a parked read cursor handle of this table (see TxnState).
+    c = txn->TakeIdleCursor(dbi);
+    if (c != nullptr && mdb_cursor_renew(txn->txn, c) != MDB_SUCCESS) {
+      mdb_cursor_close(c);  // cannot happen for a valid read txn; open afresh
+      c = nullptr;
+    }
+  }
+  if (c == nullptr) {
+    DBFS_RETURN_IF_ERROR(txn->Check(mdb_cursor_open(txn->txn, dbi, &c), "mdb_cursor_open"));
+  }
   std::unique_ptr<Cursor> cursor(new Cursor(txn, c, dbi));
   txn->cursors.push_back(cursor.get());
   return cursor;
 }
 
 Cursor::~Cursor() {
-  if (txn_ != nullptr) txn_->Unregister(this);
-  if (cursor_ != nullptr) mdb_cursor_close(cursor_);
+  // cursor_ is non-null only while txn_ is (Detach clears both).
+  if (txn_ != nullptr) {
+    txn_->Unregister(this);
+    txn_->ReleaseCursorHandle(cursor_);
+  }
 }
 
 void Cursor::Detach() {
-  if (cursor_ != nullptr) mdb_cursor_close(cursor_);
+  if (cursor_ != nullptr) txn_->ReleaseCursorHandle(cursor_);
   cursor_ = nullptr;
   txn_ = nullptr;
   Unposition();

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <shared_mutex>
 #include <string>
@@ -109,7 +111,44 @@ Result<std::unique_ptr<Env>> Env::Open(const std::string& dir, const EnvOptions&
   return env;
 }
 
-Env::~Env() { mdb_env_close(env_); }
+Env::Env(MDB_env* env, bool read_only) : env_(env), read_only_(read_only) {
+  pool_.reserve(kMaxPooledReadTxns);
+}
+
+Env::~Env() {
+  DrainPool();
+  mdb_env_close(env_);
+}
+
+void Env::DrainPool() {
+  std::lock_guard l(pool_mu_);
+  for (ReadTxn* txn : pool_) ReadTxn::Free(txn);  // aborts: gives the reader slot back
+  pool_.clear();
+}
+
+size_t Env::TEST_pooled_read_txns() const {
+  std::lock_guard l(pool_mu_);
+  return pool_.size();
+}
+
+int Env::TEST_reader_slots_in_use() const {
+  struct Ctx {
+    int pid;
+    int slots;
+  } ctx{static_cast<int>(::getpid()), 0};
+  // One line per taken slot: "pid thread txnid" ("-" for a reset txn), after
+  // a header line that does not start with a number.
+  mdb_reader_list(
+      env_,
+      [](const char* line, void* p) -> int {
+        auto* c = static_cast<Ctx*>(p);
+        int pid = 0;
+        if (std::sscanf(line, "%d", &pid) == 1 && pid == c->pid) ++c->slots;
+        return 0;
+      },
+      &ctx);
+  return ctx.slots;
+}
 
 void Env::RefreshInfoLocked() {
   MDB_envinfo info;
@@ -149,8 +188,10 @@ Status Env::GrowMapLocked() {
   ::munmap(probe, next);
 
   // Waits until every ReadTxn has ended: remapping moves the memory their
-  // views point into. No write txn is open (REQUIRES).
+  // views point into. No write txn is open (REQUIRES). The pooled (reset)
+  // handles go too: LMDB allows a remap only with no transaction open.
   std::unique_lock gate(gate_);
+  DrainPool();
   const int rc = mdb_env_set_mapsize(env_, next);
   if (rc != MDB_SUCCESS) {
     broken_.store(true);
@@ -164,6 +205,7 @@ Status Env::GrowMapLocked() {
 
 Status Env::AdoptMapSizeLocked() {
   std::unique_lock gate(gate_);
+  DrainPool();  // no transaction may be open across a remap, pooled ones included
   // Size 0: adopt the size recorded in the meta page by the other process.
   const int rc = mdb_env_set_mapsize(env_, 0);
   if (rc != MDB_SUCCESS) {
@@ -221,11 +263,11 @@ Result<std::unique_ptr<ReadTxn>> Env::BeginRead() {
       gate_.unlock_shared();
       return BrokenStatus();
     }
-    MDB_txn* txn = nullptr;
-    const int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+    ReadTxn* txn = nullptr;
+    const int rc = BeginReadLocked(&txn);
     if (rc == MDB_SUCCESS) {
       // The ReadTxn now owns the shared hold on the gate.
-      return std::unique_ptr<ReadTxn>(new ReadTxn(&gate_, txn, max_key_size_));
+      return std::unique_ptr<ReadTxn>(txn);
     }
     gate_.unlock_shared();
     if (rc != MDB_MAP_RESIZED || attempt >= kMaxResizedRetries) {
@@ -238,12 +280,59 @@ Result<std::unique_ptr<ReadTxn>> Env::BeginRead() {
     if (!w.owns_lock() || !gate_.try_lock()) {
       return Status::IOError("kvstore: the LMDB map was grown by another process; retry", EAGAIN);
     }
+    DrainPool();  // no transaction may be open across a remap, pooled ones included
     const int rc2 = mdb_env_set_mapsize(env_, 0);
     if (rc2 != MDB_SUCCESS) broken_.store(true);
     RefreshInfoLocked();
     gate_.unlock();
     if (rc2 != MDB_SUCCESS) return internal::MdbStatus(rc2, "mdb_env_set_mapsize(adopt)");
   }
+}
+
+int Env::BeginReadLocked(ReadTxn** out) {
+  ReadTxn* txn = nullptr;
+  {
+    std::lock_guard l(pool_mu_);
+    if (!pool_.empty()) {
+      txn = pool_.back();  // the most recently used: likeliest to be in cache
+      pool_.pop_back();
+    }
+  }
+  if (txn != nullptr) {
+    // A fresh snapshot of the last commit, in the reader slot the handle kept.
+    const int rc = mdb_txn_renew(txn->state_.txn);
+    if (rc == MDB_SUCCESS) {
+      *out = txn;
+      return MDB_SUCCESS;
+    }
+    // E.g. MDB_MAP_RESIZED (another process grew the map): drop the handle;
+    // mdb_txn_begin below meets the same condition and BeginRead handles it.
+    ReadTxn::Free(txn);
+  }
+  MDB_txn* raw = nullptr;
+  const int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &raw);
+  if (rc != MDB_SUCCESS) return rc;
+  read_txns_begun_.fetch_add(1, std::memory_order_relaxed);
+  *out = ::new ReadTxn(this, raw, max_key_size_);  // freed by ReadTxn::Free
+  return MDB_SUCCESS;
+}
+
+void Env::Recycle(ReadTxn* txn) {
+  // Releases the snapshot (old pages become reusable by writers); the
+  // handle keeps its reader slot for the next mdb_txn_renew.
+  mdb_txn_reset(txn->state_.txn);
+  bool pooled = false;
+  {
+    std::lock_guard l(pool_mu_);
+    if (pool_.size() < kMaxPooledReadTxns) {
+      pool_.push_back(txn);  // never reallocates: capacity reserved
+      pooled = true;
+    }
+  }
+  if (!pooled) ReadTxn::Free(txn);
+  // Only now may the map move: a resize finds a pooled handle in pool_ and
+  // aborts it. (`txn` may already be renewed by another thread here.)
+  gate_.unlock_shared();
 }
 
 Status Env::Write(const std::function<Status(WriteTxn&)>& body) {
@@ -291,16 +380,25 @@ Status Env::Write(const std::function<Status(WriteTxn&)>& body) {
 // ---------------------------------------------------------------------------
 // ReadTxn
 
-ReadTxn::ReadTxn(internal::ResizeGate* gate, MDB_txn* txn, size_t max_key_size) : gate_(gate) {
+ReadTxn::ReadTxn(Env* env, MDB_txn* txn, size_t max_key_size) : env_(env) {
   state_.txn = txn;
   state_.write = false;
   state_.max_key_size = max_key_size;
+  // Parking a cursor handle happens on the way out: it must not allocate.
+  state_.idle_cursors.reserve(internal::TxnState::kMaxIdleCursors);
 }
 
-ReadTxn::~ReadTxn() {
-  state_.CloseCursors();
-  mdb_txn_abort(state_.txn);
-  gate_->unlock_shared();  // only now may the map move
+void ReadTxn::Free(ReadTxn* txn) {
+  assert(txn->state_.cursors.empty());  // ended: CloseCursors ran in operator delete
+  txn->state_.CloseIdleCursors();
+  mdb_txn_abort(txn->state_.txn);  // frees the handle and its reader slot
+  txn->~ReadTxn();
+  ::operator delete(txn);  // allocated by ::new in Env::BeginReadLocked
+}
+
+void ReadTxn::operator delete(ReadTxn* txn, std::destroying_delete_t) {
+  txn->state_.CloseCursors();
+  txn->env_->Recycle(txn);  // releases the gate last
 }
 
 Result<std::optional<std::string_view>> ReadTxn::Get(Table t, std::string_view key) {

@@ -19,6 +19,15 @@
 // every ReadTxn holds a "resize gate" shared for its whole life and a resize
 // waits (holding the gate exclusive) until all of them have ended.
 //
+// Read transactions are recycled. Ending a ReadTxn resets its LMDB handle
+// (mdb_txn_reset: the snapshot is released, the reader slot kept) and parks
+// the ReadTxn in the Env's pool; the next BeginRead renews a parked one
+// (mdb_txn_renew: a fresh snapshot of the last commit) instead of allocating
+// and beginning a new one. MDB_NOTLS lets any thread renew a handle another
+// thread reset. At most kMaxPooledReadTxns are parked (each holds one of the
+// 512 reader slots); a map resize and ~Env abort every parked handle, since
+// LMDB requires that no transaction is open when the map changes.
+//
 // Consequences for callers:
 //  * Keep ReadTxns short. A long-lived ReadTxn stalls a Write that needs to
 //    grow the map until the ReadTxn ends.
@@ -43,10 +52,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "kvstore/cursor.h"
 #include "kvstore/key_codec.h"
@@ -81,6 +92,7 @@ class Env {
   // opts.initial_map_size, the map starts at the file's size instead.
   // read_only: MDB_RDONLY; data.mdb must exist.
   static Result<std::unique_ptr<Env>> Open(const std::string& dir, const EnvOptions& opts);
+  // Aborts the pooled read transactions and closes the environment.
   // REQUIRES: no ReadTxn or Cursor of this Env is still open.
   ~Env();
   Env(const Env&) = delete;
@@ -93,7 +105,8 @@ class Env {
 
   // A read transaction: a consistent snapshot of the last commit. Many may
   // be open at once, from any threads. Returns IOError (errno EAGAIN) when
-  // all 512 reader slots are taken.
+  // all 512 reader slots are taken. Reuses a pooled ReadTxn when there is
+  // one (see above); the snapshot is fresh either way.
   Result<std::unique_ptr<ReadTxn>> BeginRead();
 
   // Runs `body` inside one write transaction and commits it durably.
@@ -121,9 +134,33 @@ class Env {
   }
   // True while a map resize is waiting for open ReadTxns to end. For tests.
   bool TEST_resize_waiting() const { return gate_.TEST_exclusive_waiting(); }
+  // Ended ReadTxns parked for reuse. For tests.
+  size_t TEST_pooled_read_txns() const;
+  // ReadTxns created with mdb_txn_begin rather than renewed from the pool.
+  // For tests.
+  uint64_t TEST_read_txns_begun() const { return read_txns_begun_.load(std::memory_order_relaxed); }
+  // Reader slots of the lock file held by this process: open ReadTxns plus
+  // pooled ones (mdb_reader_list). For tests.
+  int TEST_reader_slots_in_use() const;
+
+  // Ended ReadTxns kept for reuse, at most. Enough for every FUSE worker
+  // (64) to hold one; each pooled one keeps a reader slot of the 512.
+  static constexpr size_t kMaxPooledReadTxns = 64;
 
  private:
-  Env(MDB_env* env, bool read_only) : env_(env), read_only_(read_only) {}
+  friend class ReadTxn;
+  Env(MDB_env* env, bool read_only);
+
+  // Takes a pooled ReadTxn and renews it, or begins a new one. REQUIRES:
+  // gate_ held shared. Returns the LMDB rc; *out set only on success.
+  int BeginReadLocked(ReadTxn** out);
+  // Called when a ReadTxn ends (its cursors already closed): resets the
+  // handle and pools it (or frees it when the pool is full), then releases
+  // the ReadTxn's shared hold on gate_.
+  void Recycle(ReadTxn* txn);
+  // Aborts and frees every pooled ReadTxn. REQUIRES: gate_ held exclusive
+  // (no ReadTxn open, none can be recycled concurrently), or ~Env.
+  void DrainPool();
 
   // Doubles the map. REQUIRES: write_mu_ held, no write txn open.
   Status GrowMapLocked();
@@ -140,10 +177,14 @@ class Env {
   const bool read_only_;
   size_t max_key_size_ = kMaxKeySize;
 
-  // Lock order: write_mu_ -> gate_ (exclusive). ReadTxns hold gate_ shared
-  // without write_mu_.
+  // Lock order: write_mu_ -> gate_ (exclusive) -> pool_mu_. ReadTxns hold
+  // gate_ shared without write_mu_ and take pool_mu_ (a leaf) inside it.
   std::mutex write_mu_;  // serializes write txns and map resizes
   internal::ResizeGate gate_;
+  // Ended ReadTxns whose LMDB handle is reset (holds a reader slot, no
+  // snapshot). Capacity reserved up front: Recycle never allocates.
+  mutable std::mutex pool_mu_;
+  std::vector<ReadTxn*> pool_;                    // guarded by pool_mu_
   std::atomic<std::thread::id> writer_thread_{};  // thread inside Write, if any
   // Set (under gate_ exclusive) when a remap failed and LMDB has no map
   // left: every later BeginRead/Write fails. Sticky.
@@ -152,16 +193,25 @@ class Env {
   std::atomic<uint64_t> map_size_{0};
   std::atomic<uint64_t> used_bytes_{0};
   std::atomic<uint64_t> map_full_retries_{0};
+  std::atomic<uint64_t> read_txns_begun_{0};
 };
 
 // A read-only LMDB transaction (MDB_RDONLY): a snapshot that never changes.
-// Aborted in the destructor. Not copyable or movable.
+// Not copyable or movable. Only Env::BeginRead creates one.
 class ReadTxn {
  public:
-  // Ends the snapshot; any cursor still open on it is closed (see cursor.h).
-  ~ReadTxn();
   ReadTxn(const ReadTxn&) = delete;
   ReadTxn& operator=(const ReadTxn&) = delete;
+
+  // Ends the snapshot; any cursor still open on it is closed (see cursor.h).
+  // `delete txn` -- what the unique_ptr from BeginRead does -- runs this
+  // C++20 destroying delete instead of a destructor: the object and its
+  // reset LMDB handle go back to the Env for the next BeginRead, or are
+  // freed when the pool is full.
+  void operator delete(ReadTxn* txn, std::destroying_delete_t);
+  // Runs only inside Free(). Public because a delete-expression needs an
+  // accessible destructor even when it calls a destroying delete.
+  ~ReadTxn() = default;
 
   // The value of `key`, or nullopt when absent (including keys that are
   // empty or longer than the key limit, which can never be stored). The
@@ -171,9 +221,13 @@ class ReadTxn {
 
  private:
   friend class Env;
-  ReadTxn(internal::ResizeGate* gate, MDB_txn* txn, size_t max_key_size);
+  ReadTxn(Env* env, MDB_txn* txn, size_t max_key_size);
+  // Aborts the LMDB handle (giving its reader slot back), destroys and
+  // deallocates an ended ReadTxn: a pooled one, or one the full pool did
+  // not take.
+  static void Free(ReadTxn* txn);
 
-  internal::ResizeGate* const gate_;  // held shared until destruction
+  Env* const env_;  // while open, holds env_->gate_ shared
   internal::TxnState state_;
 };
 

@@ -49,6 +49,33 @@ void TxnState::CloseCursors() {
   cursors.clear();
 }
 
+void TxnState::ReleaseCursorHandle(MDB_cursor* c) {
+  if (!write && idle_cursors.size() < kMaxIdleCursors) {
+    idle_cursors.push_back(c);
+  } else {
+    mdb_cursor_close(c);
+  }
+}
+
+MDB_cursor* TxnState::TakeIdleCursor(unsigned dbi) {
+  for (auto it = idle_cursors.begin(); it != idle_cursors.end(); ++it) {
+    if (mdb_cursor_dbi(*it) == dbi) {
+      MDB_cursor* c = *it;
+      *it = idle_cursors.back();
+      idle_cursors.pop_back();
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+void TxnState::CloseIdleCursors() {
+  // Read cursor handles may be closed after their txn ended (LMDB tracks
+  // only write-txn cursors), so the order against the txn does not matter.
+  for (MDB_cursor* c : idle_cursors) mdb_cursor_close(c);
+  idle_cursors.clear();
+}
+
 void TxnState::Unregister(Cursor* c) {
   auto it = std::find(cursors.begin(), cursors.end(), c);
   if (it != cursors.end()) {

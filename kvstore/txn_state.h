@@ -44,12 +44,26 @@ struct TxnState {
   bool map_full = false;
   size_t max_key_size = kMaxKeySize;
   std::vector<Cursor*> cursors;  // open cursors, detached when the txn ends
+  // Read txns only: LMDB handles of ended read cursors, kept for
+  // mdb_cursor_renew (LMDB lets a read cursor handle move to any later read
+  // txn on the same table, sparing the malloc/free of open/close). They
+  // outlive a reset of the txn and go with it to the next BeginRead that
+  // reuses it; CloseIdleCursors closes them when the ReadTxn is freed.
+  std::vector<MDB_cursor*> idle_cursors;
+  static constexpr size_t kMaxIdleCursors = 4;
 
   // MdbStatus(rc, what), noting MDB_MAP_FULL in `map_full`.
   Status Check(int rc, std::string_view what);
-  // Closes and detaches every open cursor. Called before commit/abort.
+  // Detaches every open cursor (its LMDB handle parked or closed). Called
+  // before commit/abort/reset.
   void CloseCursors();
   void Unregister(Cursor* c);
+  // The LMDB handle of a cursor that is done: parked in idle_cursors (read
+  // txns, while there is room) or closed.
+  void ReleaseCursorHandle(MDB_cursor* c);
+  // A parked handle on `dbi`, removed from idle_cursors, or nullptr.
+  MDB_cursor* TakeIdleCursor(unsigned dbi);
+  void CloseIdleCursors();
 };
 
 // Rejects Table{} and other handles no OpenTable() returned (dbi 0 is LMDB's

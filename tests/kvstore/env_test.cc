@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -128,6 +130,23 @@ class EnvTest : public ::testing::Test {
     }
     ASSERT_TRUE(ok.ok()) << ok.status().ToString();
     EXPECT_EQ(i, count);
+  }
+
+  // Checks that records [0, count) are present with their values; keys
+  // after them (not U64 keys) are ignored.
+  void ExpectRecords(uint64_t count, size_t value_size) {
+    auto r = env_->BeginRead();
+    ASSERT_TRUE(r.ok());
+    auto c = (*r)->NewCursor(t_);
+    ASSERT_TRUE(c.ok());
+    auto ok = (*c)->SeekFirst();
+    for (uint64_t i = 0; i < count; ++i) {
+      ASSERT_TRUE(ok.ok() && *ok) << "record " << i;
+      ASSERT_EQ((*c)->key(), U64Key(i));
+      ASSERT_EQ((*c)->value(), ValueFor(i, value_size)) << "record " << i;
+      ok = (*c)->Next();
+    }
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   }
 
   std::string dir_;
@@ -870,6 +889,395 @@ TEST_F(EnvTest, UsedBytesTracksCommits) {
   EXPECT_GT(before, 0u);
   ASSERT_TRUE(WriteRange(0, 2000, 1000).ok());
   EXPECT_GE(env_->used_bytes(), before + 2000 * 1000);
+}
+
+// ---------------------------------------------------------------------------
+// ReadTxn reuse (mdb_txn_reset / mdb_txn_renew through Env's pool)
+
+// An ended ReadTxn is renewed by the next BeginRead, and the renewed one is a
+// fresh snapshot: it sees commits made after its previous use (including a
+// table created meanwhile and a deletion), while a ReadTxn still open keeps
+// its older snapshot.
+TEST_F(EnvTest, RenewedReadTxnSeesLaterCommits) {
+  OpenEnv();
+  ASSERT_TRUE(Put(t_, "k", "v1").ok());
+  ASSERT_TRUE(Put(t_, "gone", "soon").ok());
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), 0u);
+  EXPECT_EQ(Get(t_, "k"), "v1");
+  ASSERT_EQ(env_->TEST_pooled_read_txns(), 1u);  // parked, not aborted
+  const uint64_t begun = env_->TEST_read_txns_begun();
+  EXPECT_EQ(begun, 1u);
+
+  ASSERT_TRUE(Put(t_, "k", "v2").ok());
+  ASSERT_TRUE(Put(t_, "new", "n").ok());
+  ASSERT_TRUE(env_->Write([&](WriteTxn& w) { return w.Delete(t_, "gone"); }).ok());
+  auto late = env_->OpenTable("late");  // a table created while the txn was pooled
+  ASSERT_TRUE(late.ok());
+  ASSERT_TRUE(Put(*late, "x", "y").ok());
+
+  auto r2 = env_->BeginRead();
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_EQ(env_->TEST_read_txns_begun(), begun);  // renewed, not begun
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), 0u);
+  auto v = (*r2)->Get(t_, "k");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  ASSERT_TRUE(v->has_value());
+  EXPECT_EQ(**v, "v2");
+  EXPECT_TRUE((*r2)->Get(t_, "new")->has_value());
+  EXPECT_FALSE((*r2)->Get(t_, "gone")->has_value());
+  auto lv = (*r2)->Get(*late, "x");
+  ASSERT_TRUE(lv.ok()) << lv.status().ToString();
+  ASSERT_TRUE(lv->has_value());
+  EXPECT_EQ(**lv, "y");
+
+  // r2 stays open (its snapshot must not move); a second reader is begun
+  // fresh (the pool is empty) and sees v3.
+  ASSERT_TRUE(Put(t_, "k", "v3").ok());
+  EXPECT_EQ(Get(t_, "k"), "v3");
+  EXPECT_EQ(env_->TEST_read_txns_begun(), begun + 1);
+  EXPECT_EQ(**(*r2)->Get(t_, "k"), "v2");
+  r2->reset();
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), 2u);
+
+  // Many more begin/end cycles: all renewed, each sees the latest commit.
+  for (int i = 0; i < 100; ++i) {
+    const std::string want = "round" + std::to_string(i);
+    ASSERT_TRUE(Put(t_, "k", want).ok());
+    ASSERT_EQ(Get(t_, "k"), want);
+  }
+  EXPECT_EQ(env_->TEST_read_txns_begun(), begun + 1);
+  EXPECT_EQ(env_->TEST_reader_slots_in_use(), 2);  // the two pooled handles
+}
+
+// A pooled handle is reset: it holds a reader slot but no snapshot, so it
+// does not stop LMDB from reusing the pages that later commits free. (A
+// handle parked without mdb_txn_reset would pin them, like an open ReadTxn.)
+TEST_F(EnvTest, PooledReadTxnDoesNotPinOldPages) {
+  OpenEnv();
+  constexpr uint64_t kKeys = 16, kValue = 64 * 1024, kRounds = 40;  // 1 MiB live
+  auto rewrite_all = [&](uint64_t round) {
+    for (uint64_t r = 0; r < kRounds; ++r) {
+      ASSERT_TRUE(WriteRange(0, kKeys, kValue + (round + r) % 7).ok());
+    }
+  };
+  ASSERT_TRUE(WriteRange(0, kKeys, kValue).ok());
+  EXPECT_TRUE(Get(t_, U64Key(0)).has_value());
+  ASSERT_EQ(env_->TEST_pooled_read_txns(), 1u);
+  const uint64_t before = env_->used_bytes();
+  rewrite_all(0);
+  const uint64_t pooled_growth = env_->used_bytes() - before;
+  EXPECT_LT(pooled_growth, 8 * kMiB) << "a pooled ReadTxn kept its snapshot";
+
+  // Control: the same rewrites under an open ReadTxn do pin the old pages,
+  // so the bound above can fail.
+  auto held = env_->BeginRead();
+  ASSERT_TRUE(held.ok());
+  const uint64_t before_held = env_->used_bytes();
+  rewrite_all(1);
+  EXPECT_GT(env_->used_bytes() - before_held, 20 * kMiB);
+}
+
+// Readers on many threads begin and end ReadTxns (some ended on another
+// thread than the one that began them) while a writer commits: every
+// snapshot is consistent, never older than a commit that finished before
+// BeginRead, and the handles are reused rather than begun anew.
+TEST_F(EnvTest, ConcurrentReadersReuseTxnsAcrossThreads) {
+  OpenEnv();
+  ASSERT_TRUE(env_->Write([&](WriteTxn& w) -> Status {
+                    DBFS_RETURN_IF_ERROR(w.Put(t_, "a", U64Key(0)));
+                    return w.Put(t_, "b", U64Key(0));
+                  })
+                  .ok());
+  constexpr int kReaders = 8, kReadsPerThread = 3000;
+  std::atomic<uint64_t> committed{0};
+  std::atomic<int> readers_done{0};
+  std::mutex handoff_mu;
+  std::vector<std::unique_ptr<ReadTxn>> handoff;  // guarded by handoff_mu
+
+  std::thread writer([&] {
+    for (uint64_t n = 1; readers_done.load() < kReaders; ++n) {
+      Status s = env_->Write([&](WriteTxn& w) -> Status {
+        DBFS_RETURN_IF_ERROR(w.Put(t_, "a", U64Key(n)));
+        return w.Put(t_, "b", U64Key(n));
+      });
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      committed.store(n);
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int id = 0; id < kReaders; ++id) {
+    readers.emplace_back([&, id] {
+      uint64_t last = 0;
+      for (int i = 0; i < kReadsPerThread; ++i) {
+        const uint64_t floor = committed.load();
+        auto r = env_->BeginRead();
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        auto a = (*r)->Get(t_, "a");
+        auto b = (*r)->Get(t_, "b");
+        ASSERT_TRUE(a.ok() && a->has_value() && b.ok() && b->has_value());
+        ASSERT_EQ(**a, **b);  // one snapshot
+        uint64_t n = 0;
+        KeyReader kr(**a);
+        ASSERT_TRUE(kr.U64(&n));
+        ASSERT_GE(n, floor) << "a renewed ReadTxn returned a stale snapshot";
+        ASSERT_GE(n, last);
+        last = n;
+        if ((i + id) % 5 == 0) {
+          // End it on whichever thread takes it next (MDB_NOTLS).
+          std::unique_ptr<ReadTxn> other;
+          {
+            std::lock_guard l(handoff_mu);
+            handoff.push_back(std::move(r).value());
+            if (handoff.size() > 1) {
+              other = std::move(handoff.front());
+              handoff.erase(handoff.begin());
+            }
+          }
+          other.reset();
+        }
+      }
+      readers_done.fetch_add(1);
+    });
+  }
+  for (auto& t : readers) t.join();
+  writer.join();
+  handoff.clear();
+
+  const uint64_t begun = env_->TEST_read_txns_begun();
+  // At most one per reader thread plus the handed-off one, in theory; far
+  // below the number of reads in any case.
+  EXPECT_LE(begun, static_cast<uint64_t>(2 * kReaders));
+  EXPECT_GE(env_->TEST_pooled_read_txns(), 1u);
+  EXPECT_LE(env_->TEST_pooled_read_txns(), Env::kMaxPooledReadTxns);
+  EXPECT_EQ(env_->TEST_reader_slots_in_use(), static_cast<int>(env_->TEST_pooled_read_txns()));
+  const uint64_t n = committed.load();
+  EXPECT_EQ(Get(t_, "a"), U64Key(n));
+}
+
+// The pool keeps at most kMaxPooledReadTxns handles; the rest give their
+// reader slot back when they end.
+TEST_F(EnvTest, ReadTxnPoolIsBounded) {
+  OpenEnv();
+  ASSERT_TRUE(Put(t_, "k", "v").ok());
+  const size_t n = Env::kMaxPooledReadTxns + 36;
+  std::vector<std::unique_ptr<ReadTxn>> open;
+  for (size_t i = 0; i < n; ++i) {
+    auto r = env_->BeginRead();
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
+    open.push_back(std::move(r).value());
+  }
+  EXPECT_EQ(env_->TEST_reader_slots_in_use(), static_cast<int>(n));
+  open.clear();
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), Env::kMaxPooledReadTxns);
+  EXPECT_EQ(env_->TEST_reader_slots_in_use(), static_cast<int>(Env::kMaxPooledReadTxns));
+  EXPECT_EQ(Get(t_, "k"), "v");
+  EXPECT_EQ(env_->TEST_read_txns_begun(), n);
+}
+
+// A map resize aborts every pooled handle before remapping (LMDB allows no
+// open transaction then) and gives their reader slots back; afterwards
+// BeginRead begins afresh and pools again.
+TEST_F(EnvTest, PooledReadTxnsAreAbortedByAMapResize) {
+  EnvOptions opts;
+  opts.initial_map_size = 1 * kMiB;
+  OpenEnv(opts);
+  ASSERT_TRUE(Put(t_, "k", "v").ok());
+  const uint64_t initial = env_->map_size();
+  {
+    std::vector<std::unique_ptr<ReadTxn>> open;
+    for (int i = 0; i < 8; ++i) {
+      auto r = env_->BeginRead();
+      ASSERT_TRUE(r.ok());
+      ASSERT_TRUE((*r)->Get(t_, "k")->has_value());
+      open.push_back(std::move(r).value());
+    }
+  }
+  ASSERT_EQ(env_->TEST_pooled_read_txns(), 8u);
+  ASSERT_EQ(env_->TEST_reader_slots_in_use(), 8);
+
+  ASSERT_TRUE(WriteRange(0, 4096, 1024).ok());  // 4 MiB: grows the map
+  ASSERT_GT(env_->map_size(), initial);
+  ASSERT_GE(env_->TEST_map_full_retries(), 1u);
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), 0u);
+  EXPECT_EQ(env_->TEST_reader_slots_in_use(), 0);
+
+  const uint64_t begun = env_->TEST_read_txns_begun();
+  ExpectRecords(4096, 1024);
+  EXPECT_EQ(env_->TEST_read_txns_begun(), begun + 1);
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), 1u);
+  EXPECT_EQ(Get(t_, "k"), "v");
+  EXPECT_EQ(env_->TEST_read_txns_begun(), begun + 1);
+}
+
+// Readers on several threads keep beginning and ending ReadTxns (so handles
+// are pooled and renewed throughout) while a writer grows the map several
+// times: each resize drains the pool under the gate, and no reader ever
+// sees an error or a torn snapshot.
+TEST_F(EnvTest, ReadTxnReuseAcrossRepeatedMapGrowth) {
+  EnvOptions opts;
+  opts.initial_map_size = 1 * kMiB;
+  OpenEnv(opts);
+  const std::string kProgress("progress");
+  constexpr uint64_t kBatches = 32, kPerBatch = 512, kValue = 1024;  // ~16 MiB: 4+ doublings
+  ASSERT_TRUE(Put(t_, kProgress, U64Key(0)).ok());
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0};
+  std::vector<std::thread> readers;
+  for (int id = 0; id < 2; ++id) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        auto r = env_->BeginRead();
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        auto p = (*r)->Get(t_, kProgress);
+        ASSERT_TRUE(p.ok() && p->has_value());
+        uint64_t batches = 0;
+        KeyReader kr(**p);
+        ASSERT_TRUE(kr.U64(&batches));
+        if (batches > 0) {  // the last record of the last batch is there
+          const uint64_t i = batches * kPerBatch - 1;
+          auto v = (*r)->Get(t_, U64Key(i));
+          ASSERT_TRUE(v.ok() && v->has_value()) << "record " << i;
+          ASSERT_EQ(**v, ValueFor(i, kValue));
+        }
+        reads.fetch_add(1);
+        r->reset();
+        // Two readers on two cores can overlap without pause, and a resize
+        // waits for a moment with no reader in (resize_gate.h); give it one.
+        std::this_thread::yield();
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return reads.load() > 0; }));
+  for (uint64_t b = 0; b < kBatches; ++b) {
+    Status s = env_->Write([&](WriteTxn& w) -> Status {
+      for (uint64_t i = b * kPerBatch; i < (b + 1) * kPerBatch; ++i) {
+        DBFS_RETURN_IF_ERROR(w.Put(t_, U64Key(i), ValueFor(i, kValue)));
+      }
+      return w.Put(t_, kProgress, U64Key(b + 1));
+    });
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  const uint64_t reads_at_end = reads.load();
+  ASSERT_TRUE(WaitFor([&] { return reads.load() > reads_at_end + 3; }));
+  done.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_GE(env_->TEST_map_full_retries(), 4u);
+  EXPECT_GE(env_->map_size(), 16 * kMiB);
+  EXPECT_LT(env_->TEST_read_txns_begun(), reads.load());
+  ExpectRecords(kBatches * kPerBatch, kValue);
+}
+
+// Read cursors on a renewed ReadTxn reuse parked LMDB cursor handles: each
+// must come back on its own table and see the new snapshot.
+TEST_F(EnvTest, ReadCursorsOnARenewedTxnSeeTheirTableAndTheNewSnapshot) {
+  OpenEnv();
+  auto u = env_->OpenTable("u");
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE(Put(t_, "t1", "a").ok());
+  ASSERT_TRUE(Put(*u, "u1", "b").ok());
+  {
+    auto r = env_->BeginRead();
+    ASSERT_TRUE(r.ok());
+    auto ct = (*r)->NewCursor(t_);
+    auto cu = (*r)->NewCursor(*u);
+    ASSERT_TRUE(ct.ok() && cu.ok());
+    ASSERT_TRUE(*(*ct)->SeekFirst());
+    ASSERT_TRUE(*(*cu)->SeekFirst());
+    EXPECT_EQ((*ct)->key(), "t1");
+    EXPECT_EQ((*cu)->key(), "u1");
+    // ct is destroyed before the txn ends, cu after it (detached then).
+    ct->reset();
+    r->reset();
+    EXPECT_FALSE((*cu)->Valid());
+  }
+  ASSERT_TRUE(Put(t_, "t0", "c").ok());
+  ASSERT_TRUE(Put(*u, "u0", "d").ok());
+  for (int round = 0; round < 3; ++round) {
+    auto r = env_->BeginRead();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(env_->TEST_read_txns_begun(), 1u);
+    // Open in the other order, and two on one table, so a handle parked for
+    // one table could only be handed to the other by mistake.
+    auto cu = (*r)->NewCursor(*u);
+    auto ct = (*r)->NewCursor(t_);
+    auto ct2 = (*r)->NewCursor(t_);
+    ASSERT_TRUE(cu.ok() && ct.ok() && ct2.ok());
+    ASSERT_TRUE(*(*cu)->SeekFirst());
+    EXPECT_EQ((*cu)->key(), "u0");
+    ASSERT_TRUE(*(*cu)->Next());
+    EXPECT_EQ((*cu)->key(), "u1");
+    EXPECT_FALSE(*(*cu)->Next());
+    ASSERT_TRUE(*(*ct)->SeekFirst());
+    ASSERT_TRUE(*(*ct2)->SeekLast());
+    EXPECT_EQ((*ct)->key(), "t0");
+    EXPECT_EQ((*ct2)->key(), "t1");
+    ASSERT_TRUE(*(*ct)->Next());
+    EXPECT_EQ((*ct)->key(), "t1");
+    EXPECT_EQ((*ct)->value(), "a");
+  }
+}
+
+// A read-only Env pools and renews too, and a renewed txn sees what another
+// process committed meanwhile -- even when that process grew the map past
+// ours (the renew fails with MDB_MAP_RESIZED; BeginRead adopts the new size,
+// aborting the pooled handles first).
+TEST_F(EnvTest, ReadOnlyEnvReusesTxnsAndFollowsAnotherProcess) {
+  EnvOptions small;
+  small.initial_map_size = 1 * kMiB;
+  OpenEnv(small);
+  ASSERT_TRUE(Put(t_, "k", "v1").ok());
+  env_.reset();
+
+  EnvOptions ro = small;
+  ro.read_only = true;
+  auto opened = Env::Open(dir_, ro);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  env_ = std::move(opened).value();
+  auto t = env_->OpenTable("t");
+  ASSERT_TRUE(t.ok());
+  t_ = *t;
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(Get(t_, "k"), "v1");
+  EXPECT_EQ(env_->TEST_read_txns_begun(), 1u);
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), 1u);
+  {
+    std::vector<std::unique_ptr<ReadTxn>> open;  // three pooled handles
+    for (int i = 0; i < 3; ++i) open.push_back(std::move(env_->BeginRead()).value());
+  }
+  ASSERT_EQ(env_->TEST_pooled_read_txns(), 3u);
+  ASSERT_EQ(env_->TEST_read_txns_begun(), 3u);
+  const uint64_t ro_map = env_->map_size();
+
+  // Another process (LMDB forbids a second Env on one directory in-process)
+  // writes v2 and 4 MiB more, growing the map beyond ours.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto w = Env::Open(dir_, small);
+    if (!w.ok()) _exit(10);
+    auto wt = (*w)->OpenTable("t");
+    if (!wt.ok()) _exit(11);
+    Status s = (*w)->Write([&](WriteTxn& txn) -> Status {
+      for (uint64_t i = 0; i < 4096; ++i) {
+        DBFS_RETURN_IF_ERROR(txn.Put(*wt, U64Key(i), ValueFor(i, 1024)));
+      }
+      return txn.Put(*wt, "k", "v2");
+    });
+    _exit(s.ok() ? 0 : 12);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+
+  EXPECT_EQ(Get(t_, "k"), "v2");
+  EXPECT_GT(env_->map_size(), ro_map);
+  // The first pooled handle failed to renew; adopting the new map size
+  // aborted the other two. Only the new one is pooled now.
+  EXPECT_EQ(env_->TEST_read_txns_begun(), 4u);
+  EXPECT_EQ(env_->TEST_pooled_read_txns(), 1u);
+  EXPECT_EQ(env_->TEST_reader_slots_in_use(), 1);
+  ExpectRecords(4096, 1024);
+  EXPECT_EQ(Get(t_, "k"), "v2");
+  EXPECT_EQ(env_->TEST_read_txns_begun(), 4u);
 }
 
 }  // namespace
