@@ -65,11 +65,14 @@ command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 
 # ---------------------------------------------------------------- sizes
 case $MODE in
   full)  REPS=5; META_N=100000; SMALL_N=8000; SEQ_MB=2048; RAND_MB=512; RAND_IO_MB=256; RANDSYNC_IO_MB=16
-         CFILES=30; TX_N1=500; TX_N16=50; REC_MB=1024; REC_FILES=20000; REC_REPS=5; TMPFS_SIZE=12g ;;
+         CFILES=30; TX_N1=500; TX_N16=50; REC_MB=1024; REC_FILES=20000; REC_REPS=5; TMPFS_SIZE=12g
+         PROTO_OPS=20000 ;;
   quick) REPS=3; META_N=5000; SMALL_N=1000; SEQ_MB=256; RAND_MB=64; RAND_IO_MB=32; RANDSYNC_IO_MB=4
-         CFILES=30; TX_N1=100; TX_N16=10; REC_MB=128; REC_FILES=2000; REC_REPS=2; TMPFS_SIZE=3g ;;
+         CFILES=30; TX_N1=100; TX_N16=10; REC_MB=128; REC_FILES=2000; REC_REPS=2; TMPFS_SIZE=3g
+         PROTO_OPS=5000 ;;
   smoke) REPS=1; META_N=200; SMALL_N=64; SEQ_MB=8; RAND_MB=8; RAND_IO_MB=2; RANDSYNC_IO_MB=1
-         CFILES=4; TX_N1=5; TX_N16=2; REC_MB=8; REC_FILES=50; REC_REPS=1; TMPFS_SIZE=1g ;;
+         CFILES=4; TX_N1=5; TX_N16=2; REC_MB=8; REC_FILES=50; REC_REPS=1; TMPFS_SIZE=1g
+         PROTO_OPS=300 ;;
 esac
 if [ -n "$REPS_OVERRIDE" ]; then REPS=$REPS_OVERRIDE; REC_REPS=$REPS_OVERRIDE; fi
 # Expensive workloads (real programs) get at most 2 repetitions in quick mode.
@@ -330,11 +333,25 @@ tx_clients() { # CLIENTS PER_CLIENT REP: prints commits/s
   div "$((c * n))" "$(elapsed "$t0" "$t1")"
   rm -rf "$base"
 }
+# Small transactions through the protocol (the daemon's Unix socket), one
+# write per transaction (--pipeline): PROTO_OPS one-append transactions over
+# many keys (few conflicts), checked by the Elle checker. Prints commits/s.
+proto_clients() { # CLIENTS REP
+  local out=$TMP/proto-$1-$2
+  "$BIN/dbfs" elle run --mount "$MNT_DBFS" --pipeline --clients "$1" --ops "$PROTO_OPS" \
+    --keys 5000 --max-txn-len 1 --seed "$2" --out "$out.edn" >"$out.txt" 2>&1 ||
+    { echo "run.sh: dbfs elle run failed:" >&2; tail -5 "$out.txt" >&2; return 1; }
+  sed -n 's/.*, \([0-9.]*\) commits\/s.*/\1/p' "$out.txt" | head -1
+  rm -f "$out.edn" "$out.txt"
+}
 wl_tx() {
-  local t=$1 r=$2
+  local t=$1 r=$2 c
   [ "$t" = dbfs ] || return 0
   record tx_commits_1c "$t" "$r" "$(tx_clients 1 "$TX_N1" "$r")" commits/s higher
   record tx_commits_16c "$t" "$r" "$(tx_clients 16 "$TX_N16" "$r")" commits/s higher
+  for c in 1 16 64 256; do
+    record "proto_commits_${c}c" "$t" "$r" "$(proto_clients "$c" "$r")" commits/s higher
+  done
 }
 
 wl_recovery() {
