@@ -70,6 +70,16 @@ std::string Octal(uint32_t v) {
   return b;
 }
 
+// What is wrong with a key of the form ino (8 bytes) | name | NUL, as the
+// dirents and xattrs tables use; empty when nothing is.
+std::string NamedKeyProblem(std::string_view key, size_t name_max) {
+  if (key.size() < 10 || key.back() != '\0') return "not an inode number, a name and a NUL";
+  const std::string_view name = key.substr(8, key.size() - 9);
+  if (name.find('\0') != std::string_view::npos) return "the name contains NUL";
+  if (name.size() > name_max) return "the name is longer than " + std::to_string(name_max) + " bytes";
+  return "";
+}
+
 // A key for messages: printable bytes as they are, others as \xNN.
 std::string Printable(std::string_view s) {
   std::string out;
@@ -1023,16 +1033,10 @@ void Pass::DecodeModel() {
   for (const auto& [key, rk] : raw_[kDirentsT].keys) {
     prog_.Add();
     if (!rk.value) continue;
-    std::string why;
-    if (key.size() < 10 || key.back() != '\0') {
-      why = "not an inode number, a name and a NUL";
-    } else {
+    std::string why = NamedKeyProblem(key, kNameMax);
+    if (why.empty()) {
       std::string_view name = std::string_view(key).substr(8, key.size() - 9);
-      if (name.find('\0') != std::string_view::npos)
-        why = "the name contains NUL";
-      else if (name.size() > kNameMax)
-        why = "the name is longer than 255 bytes";
-      else if (name.find('/') != std::string_view::npos)
+      if (name.find('/') != std::string_view::npos)
         why = "the name contains '/'";
       else if (name == "." || name == "..")
         why = "the name is '.' or '..'";
@@ -1075,16 +1079,7 @@ void Pass::DecodeModel() {
   for (const auto& [key, rk] : raw_[kXattrsT].keys) {
     prog_.Add();
     if (!rk.value) continue;
-    std::string why;
-    if (key.size() < 10 || key.back() != '\0') {
-      why = "not an inode number, a name and a NUL";
-    } else {
-      std::string_view name = std::string_view(key).substr(8, key.size() - 9);
-      if (name.find('\0') != std::string_view::npos)
-        why = "the name contains NUL";
-      else if (name.size() > kXattrNameMax)
-        why = "the name is longer than 255 bytes";
-    }
+    const std::string why = NamedKeyProblem(key, kXattrNameMax);
     if (!why.empty()) {
       Fix("xattrs: malformed key '" + Printable(key) + "' (" + why + ")", "removed");
       Dirty(kXattrsT, key);
