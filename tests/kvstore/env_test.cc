@@ -73,6 +73,21 @@ class EnvTest : public ::testing::Test {
     t_ = *t;
   }
 
+  // Batch b writes records [b*per_batch, (b+1)*per_batch) and sets
+  // `progress` to b+1, in one write transaction each.
+  void WriteProgressBatches(const std::string& progress, uint64_t batches, uint64_t per_batch,
+                            size_t value_size) {
+    for (uint64_t b = 0; b < batches; ++b) {
+      Status s = env_->Write([&](WriteTxn& w) -> Status {
+        for (uint64_t i = b * per_batch; i < (b + 1) * per_batch; ++i) {
+          DBFS_RETURN_IF_ERROR(w.Put(t_, U64Key(i), ValueFor(i, value_size)));
+        }
+        return w.Put(t_, progress, U64Key(b + 1));
+      });
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+
   Status Put(Table t, std::string_view k, std::string_view v) {
     return env_->Write([&](WriteTxn& w) { return w.Put(t, k, v); });
   }
@@ -732,15 +747,7 @@ TEST_F(EnvTest, ConcurrentReaderDuringGrowth) {
   });
   ASSERT_TRUE(WaitFor([&] { return reads.load() > 0; }));
 
-  for (uint64_t b = 0; b < kBatches; ++b) {
-    Status s = env_->Write([&](WriteTxn& w) -> Status {
-      for (uint64_t i = b * kPerBatch; i < (b + 1) * kPerBatch; ++i) {
-        DBFS_RETURN_IF_ERROR(w.Put(t_, U64Key(i), ValueFor(i, kValue)));
-      }
-      return w.Put(t_, kProgress, U64Key(b + 1));
-    });
-    ASSERT_TRUE(s.ok()) << s.ToString();
-  }
+  WriteProgressBatches(kProgress, kBatches, kPerBatch, kValue);
   const uint64_t reads_at_end = reads.load();
   ASSERT_TRUE(WaitFor([&] { return reads.load() > reads_at_end; }));  // sees the final state
   done.store(true);
@@ -1148,15 +1155,7 @@ TEST_F(EnvTest, ReadTxnReuseAcrossRepeatedMapGrowth) {
     });
   }
   ASSERT_TRUE(WaitFor([&] { return reads.load() > 0; }));
-  for (uint64_t b = 0; b < kBatches; ++b) {
-    Status s = env_->Write([&](WriteTxn& w) -> Status {
-      for (uint64_t i = b * kPerBatch; i < (b + 1) * kPerBatch; ++i) {
-        DBFS_RETURN_IF_ERROR(w.Put(t_, U64Key(i), ValueFor(i, kValue)));
-      }
-      return w.Put(t_, kProgress, U64Key(b + 1));
-    });
-    ASSERT_TRUE(s.ok()) << s.ToString();
-  }
+  WriteProgressBatches(kProgress, kBatches, kPerBatch, kValue);
   const uint64_t reads_at_end = reads.load();
   ASSERT_TRUE(WaitFor([&] { return reads.load() > reads_at_end + 3; }));
   done.store(true);
