@@ -1739,6 +1739,11 @@ Status FilesystemImpl::Rename(const Caller& c, uint64_t p, std::string_view n, u
     Inode& s = in[src];
     const bool sdir = s.IsDir();
     const bool ddir = dst && in[dst].IsDir();
+    // A directory the kernel moves inside a transaction that then does not
+    // commit stays attached to its new name in the dentry cache; a new
+    // generation makes the kernel drop that alias (EndTx, NewGeneration).
+    if (op.tx && sdir) op.tx->removed_dirs.insert(src);
+    if (op.tx && ddir && (flags & RENAME_EXCHANGE)) op.tx->removed_dirs.insert(dst);
     // A directory may not move below itself. (The walk reads ancestors a
     // --lock transaction does not lock: its snapshot stays where it is.)
     if (op.tx && ((sdir && p != np) || ((flags & RENAME_EXCHANGE) && ddir && p != np))) {
