@@ -165,6 +165,8 @@ const Caller kInternal{};
 
 // An explicit transaction (dbfs tx): bound to a root process; every request
 // from that process or a descendant runs in it.
+constexpr int kTxOpen = 0, kTxCommitted = 1, kTxNotCommitted = 2;
+
 struct ExplicitTx {
   uint64_t id = 0;
   int32_t root_pid = 0;
@@ -194,6 +196,9 @@ struct ExplicitTx {
   bool durable = false;                  // an fsync inside asked for durability
   bool done = false;                     // committed or aborted
   std::string end_reason;
+  // kTxOpen until EndTx, then kTxCommitted or kTxNotCommitted; shared with
+  // the file handles opened inside, which outlive it (Write, writeback).
+  std::shared_ptr<std::atomic<int>> outcome = std::make_shared<std::atomic<int>>(0);
 
   // ---- pessimistic mode (`dbfs tx run --lock`, docs/ARCHITECTURE.md §8) ----
   // The lock manager owner is the transaction id. `lock` and `benign` are set
@@ -251,7 +256,7 @@ class FilesystemImpl {
                                      uint32_t mode, int flags);
   Result<size_t> Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
   Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, const char* data,
-                       size_t size);
+                       size_t size, bool writeback);
   Status Release(uint64_t ino, uint64_t fh);
   Status Fsync(const Caller& c);
   Status Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, uint64_t len);
@@ -311,6 +316,10 @@ class FilesystemImpl {
     int flags = 0;
     bool dir = false;
     std::vector<DirEntry> entries;
+    // The transaction the handle was opened in, if any: the kernel's
+    // writeback of pages mapped through it belongs to that transaction.
+    std::weak_ptr<ExplicitTx> tx;
+    std::shared_ptr<const std::atomic<int>> tx_outcome;
   };
   struct Refs {
     uint64_t lookups = 0;
@@ -339,6 +348,11 @@ class FilesystemImpl {
   Result<OpScope> BeginOp(const Caller& c, std::initializer_list<uint64_t> lock_inos,
                           std::initializer_list<uint64_t> read_inos = {},
                           bool dir_read_tracked = true);
+  // BeginOp in `tx` rather than the caller's transaction; an autocommit when
+  // `tx` is null.
+  Result<OpScope> BeginOpIn(std::shared_ptr<ExplicitTx> tx, const Caller& c,
+                            std::initializer_list<uint64_t> lock_inos,
+                            std::initializer_list<uint64_t> read_inos, bool dir_read_tracked);
   // Aborts transactions older than tx_timeout even when they are idle, so
   // they stop pinning old versions (GC) as soon as they expire.
   void ReaperLoop();
@@ -788,8 +802,14 @@ Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOp(const Caller& c,
                                                         std::initializer_list<uint64_t> lock_inos,
                                                         std::initializer_list<uint64_t> read_inos,
                                                         bool dir_read_tracked) {
+  return BeginOpIn(TxFor(c), c, lock_inos, read_inos, dir_read_tracked);
+}
+
+Result<FilesystemImpl::OpScope> FilesystemImpl::BeginOpIn(
+    std::shared_ptr<ExplicitTx> tx, const Caller& c, std::initializer_list<uint64_t> lock_inos,
+    std::initializer_list<uint64_t> read_inos, bool dir_read_tracked) {
   OpScope op;
-  if (auto tx = TxFor(c)) {
+  if (tx) {
     op.tx_lock = std::unique_lock(tx->mu);
     if (tx->done) {
       return Status(Code::kConflict, "transaction " + std::to_string(tx->id) + " has ended (" +
@@ -1137,6 +1157,10 @@ Result<uint64_t> FilesystemImpl::TxBegin(const Caller& c, int32_t root_pid, bool
 }
 
 void FilesystemImpl::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync, bool keep_binding) {
+  // Before the kernel drops the transaction's pages below: dirty mapped
+  // pages it writes back first must find the outcome (Write, writeback).
+  tx->outcome->store(tx->end_reason == "committed" ? kTxCommitted : kTxNotCommitted,
+                     std::memory_order_release);
   // Before the kernel drops the entries below: its next lookup of such a
   // directory must find the new generation.
   if (tx->end_reason != "committed" && !tx->dirs_revived) {
@@ -1870,6 +1894,10 @@ Result<uint64_t> FilesystemImpl::Open(const Caller& c, uint64_t ino, int flags) 
   auto h = std::make_unique<Handle>();
   h->ino = ino;
   h->flags = flags;
+  if (auto tx = TxFor(c)) {
+    h->tx = tx;
+    h->tx_outcome = tx->outcome;
+  }
   uint64_t fh;
   {
     std::lock_guard g(handles_mu_);
@@ -2020,16 +2048,34 @@ Status FilesystemImpl::WriteChunks(Transaction& t, uint64_t ino, Inode* n, uint6
 }
 
 Result<size_t> FilesystemImpl::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
-                                     const char* data, size_t size) {
+                                     const char* data, size_t size, bool writeback) {
   int flags = 0;
+  std::shared_ptr<ExplicitTx> tx;
   {
     std::lock_guard g(handles_mu_);
     auto it = handles_.find(fh);
-    if (it != handles_.end()) flags = it->second->flags;
+    if (it != handles_.end()) {
+      flags = it->second->flags;
+      if (writeback && it->second->tx_outcome) {
+        // Pages of a shared mapping written back by the kernel (on behalf of
+        // any process, or none): they belong to the transaction the mapped
+        // handle was opened in. After it aborted they are dropped; after it
+        // committed they are ordinary late writes.
+        const int outcome = it->second->tx_outcome->load(std::memory_order_acquire);
+        if (outcome == kTxNotCommitted) {
+          spdlog::debug("inode {}: {} bytes of mapped pages of an aborted transaction dropped", ino,
+                        size);
+          return size;
+        }
+        if (outcome == kTxOpen) tx = it->second->tx.lock();
+      }
+    }
   }
   if (size == 0) return size_t{0};
   if (off + size > kMaxFileSize || off + size < off) return Status(Code::kTooBig, "file too large");
-  DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino}));
+  // The kernel's writeback is nobody's request: never the caller's transaction.
+  DBFS_ASSIGN_OR_RETURN(OpScope op, writeback ? BeginOpIn(std::move(tx), c, {ino}, {}, false)
+                                              : BeginOp(c, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (n.IsDir()) return Status(Code::kIsDir, "is a directory");
@@ -2164,7 +2210,8 @@ Result<size_t> FilesystemImpl::CopyFileRange(const Caller& c, uint64_t in, uint6
     buf.resize(want);
     DBFS_ASSIGN_OR_RETURN(size_t got, Read(c, in, fh_in, off_in + done, want, buf.data()));
     if (got == 0) break;
-    DBFS_ASSIGN_OR_RETURN(size_t put, Write(c, out, fh_out, off_out + done, buf.data(), got));
+    DBFS_ASSIGN_OR_RETURN(size_t put,
+                          Write(c, out, fh_out, off_out + done, buf.data(), got, false));
     done += put;
     if (got < want) break;
   }
@@ -2495,8 +2542,8 @@ Result<size_t> Filesystem::Read(const Caller& c, uint64_t ino, uint64_t fh, uint
   return impl_->Read(c, ino, fh, off, size, buf);
 }
 Result<size_t> Filesystem::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
-                                 const char* data, size_t size) {
-  return impl_->Write(c, ino, fh, off, data, size);
+                                 const char* data, size_t size, bool writeback) {
+  return impl_->Write(c, ino, fh, off, data, size, writeback);
 }
 Status Filesystem::Flush(uint64_t, uint64_t) { return Status::Ok(); }
 Status Filesystem::Release(uint64_t ino, uint64_t fh) { return impl_->Release(ino, fh); }

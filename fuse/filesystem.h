@@ -187,8 +187,11 @@ class Filesystem {
   // Reads up to `size` bytes at `off` into `buf`; returns the count (short at EOF).
   Result<size_t> Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
                       char* buf);
+  // `writeback`: the kernel writing back pages of a shared mapping, which
+  // belong to the transaction the handle was opened in (if any), not to the
+  // caller's.
   Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
-                       const char* data, size_t size);
+                       const char* data, size_t size, bool writeback = false);
   Status Flush(uint64_t ino, uint64_t fh);
   Status Release(uint64_t ino, uint64_t fh);
   Status Fsync(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fuse/filesystem.h"
+#include "fuse/ll_device.h"
 #include "fuse/ll_fuse.h"
 #include "fuse/ll_invalidator.h"
 #include "kvstore/status.h"
@@ -73,12 +74,14 @@ class Adapter {
   Filesystem& fs() { return *fs_; }
   AdapterLocks& locks() { return locks_; }
   Invalidator& invalidator() { return invalidator_; }
+  DeviceChannel& channel() { return channel_; }
   const CachePolicy& cache() const { return cache_; }
 
  private:
   Filesystem* fs_;
   AdapterLocks locks_;
   Invalidator invalidator_;
+  DeviceChannel channel_;
   CachePolicy cache_;
 };
 

@@ -391,6 +391,8 @@ Status ServeSession(const MountOptions& o, Adapter* adapter, const ReadyCallback
   if (fuse_session_mount(se.get(), o.mountpoint.c_str()) != 0) {
     return Status::IOError(fmt::format("cannot mount on {}: {}", o.mountpoint, LastFuseError()));
   }
+  // Before the loop reads the kernel's INIT request.
+  adapter->channel().Install(se.get(), /*want_direct_io_mmap=*/true);
   spdlog::info("mounted {} on {}", o.volume, o.mountpoint);
   report(Status::Ok());
 

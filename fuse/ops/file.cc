@@ -18,20 +18,25 @@ bool BadOffset(off_t off) { return off < 0; }
 // section 7). A file seen from inside an explicit transaction, or touched by
 // one, uses direct I/O: uncommitted data must never enter the shared cache.
 //
-// A write-only descriptor uses direct I/O too, for write(2) atomicity: through
-// the page cache the kernel ends a write request at the first page boundary
-// when that first page is partial and not cached, so one unaligned write(2)
-// would arrive as two requests — two commits, and a power cut between them
-// tears the write. Direct I/O sends it whole (up to max_write). It costs a
-// write-only descriptor nothing it could use (it cannot read or be mapped),
-// and the kernel invalidates the cached pages a direct write overlaps, so
-// readers with cached descriptors stay coherent. Not a cache bypass for the
-// entry and attribute caches: those still follow `uncached` only.
+// Descriptors that can write use direct I/O too, for write(2) atomicity:
+// through the page cache the kernel ends a write request at the first page
+// boundary when that first page is partial and not cached, so one unaligned
+// write(2) would arrive as two requests — two commits, and a power cut
+// between them tears the write. Direct I/O sends it whole (up to max_write),
+// and skips the copy into the page cache (half of a sequential write's cost).
+// The kernel invalidates the cached pages a direct write overlaps, so readers
+// with cached descriptors stay coherent. A read-write descriptor can also be
+// mapped, which for a direct-I/O file needs FUSE_DIRECT_IO_ALLOW_MMAP
+// (DeviceChannel); without it read-write descriptors keep the page cache.
+// Not a cache bypass for the entry and attribute caches: those still follow
+// `uncached` only.
 bool SetCacheMode(fuse_req_t req, const Caller& c, uint64_t ino, fuse_file_info* fi) {
   const bool uncached = Uncached(req, c, ino);
-  const bool write_only = (fi->flags & O_ACCMODE) == O_WRONLY;
-  fi->direct_io = uncached || write_only;
-  // Keep other descriptors' cached pages: a write-only open changes nothing yet.
+  const int mode = fi->flags & O_ACCMODE;
+  const bool writes =
+      mode == O_WRONLY || (mode == O_RDWR && AdapterOf(req).channel().direct_io_mmap());
+  fi->direct_io = uncached || writes;
+  // Keep other descriptors' cached pages: opening to write changes nothing yet.
   fi->keep_cache = !uncached;
   return uncached;
 }
@@ -102,7 +107,8 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
   if (BadOffset(off)) return ReplyErr(req, Status::Invalid("negative offset"));
   const Caller c = CallerOf(req);
   Result<size_t> n =
-      AdapterOf(req).fs().Write(c, ino, fi->fh, static_cast<uint64_t>(off), buf, size);
+      AdapterOf(req).fs().Write(c, ino, fi->fh, static_cast<uint64_t>(off), buf, size,
+                                /*writeback=*/fi->writepage != 0);
   if (!n.ok()) return ReplyErr(req, n.status());
   ForgetCachedPagesAfterReply forget(req, c, ino);
   fuse_reply_write(req, *n);

@@ -693,37 +693,43 @@ class PlainMount {
 // 4 KiB page boundary) without the rest: through the page cache, the kernel
 // sends a write that starts inside a page not in the cache as two FUSE WRITE
 // requests (the first ends at the page boundary), and DBFS commits each
-// request as its own transaction. Write-only descriptors now use direct I/O,
-// which sends the write whole (docs/ARCHITECTURE.md §7).
+// request as its own transaction. Descriptors that can write now use direct
+// I/O, which sends the write whole (docs/ARCHITECTURE.md §7).
 TEST(PowerLossRegression, UnalignedWriteIsOneTransaction) {
   if (ToolPath("dbfs").empty() || !MissingTools().empty()) GTEST_SKIP() << "DBFS tools not built";
   PlainMount m;
   std::string err;
   ASSERT_TRUE(m.Start(&err)) << err;
-  ASSERT_TRUE(dbfs::testing::WriteFile(m.path("f"), std::string(37382, 'a')));
-  // A reader caches the file's pages, then drops them: the write below starts
-  // inside a page that is not cached.
-  int rfd = open(m.path("f").c_str(), O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(rfd, 0);
-  char buf[4096];
-  ASSERT_EQ(static_cast<ssize_t>(sizeof buf), pread(rfd, buf, sizeof buf, 0));
-  ASSERT_EQ(0, posix_fadvise(rfd, 0, 0, POSIX_FADV_DONTNEED));
-  int fd = open(m.path("f").c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  long before = Commits(m.mountpoint());
-  std::string data(30638, 'b');
-  EXPECT_EQ(static_cast<ssize_t>(data.size()), pwrite(fd, data.data(), data.size(), 31968));
-  long after = Commits(m.mountpoint());
-  close(fd);
-  EXPECT_GE(before, 0);
-  EXPECT_EQ(1, after - before) << "one pwrite of 30638 bytes at offset 31968 became "
-                               << after - before << " transactions: a crash between them "
-                               << "leaves half of the write(2)";
-  // The reader's descriptor sees the write (direct writes drop cached pages).
-  std::string got(data.size(), '\0');
-  ASSERT_EQ(static_cast<ssize_t>(got.size()), pread(rfd, got.data(), got.size(), 31968));
-  EXPECT_EQ(data, got);
-  close(rfd);
+  // Write-only and read-write descriptors alike (the latter need the kernel's
+  // FUSE_DIRECT_IO_ALLOW_MMAP, which the daemon negotiates).
+  for (int mode : {O_WRONLY, O_RDWR}) {
+    SCOPED_TRACE(mode == O_WRONLY ? "O_WRONLY" : "O_RDWR");
+    const std::string f = m.path(mode == O_WRONLY ? "w" : "rw");
+    ASSERT_TRUE(dbfs::testing::WriteFile(f, std::string(37382, 'a')));
+    // A reader caches the file's pages, then drops them: the write below
+    // starts inside a page that is not cached.
+    int rfd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(rfd, 0);
+    char buf[4096];
+    ASSERT_EQ(static_cast<ssize_t>(sizeof buf), pread(rfd, buf, sizeof buf, 0));
+    ASSERT_EQ(0, posix_fadvise(rfd, 0, 0, POSIX_FADV_DONTNEED));
+    int fd = open(f.c_str(), mode | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    long before = Commits(m.mountpoint());
+    std::string data(30638, 'b');
+    EXPECT_EQ(static_cast<ssize_t>(data.size()), pwrite(fd, data.data(), data.size(), 31968));
+    long after = Commits(m.mountpoint());
+    close(fd);
+    EXPECT_GE(before, 0);
+    EXPECT_EQ(1, after - before) << "one pwrite of 30638 bytes at offset 31968 became "
+                                 << after - before << " transactions: a crash between them "
+                                 << "leaves half of the write(2)";
+    // The reader's descriptor sees the write (direct writes drop cached pages).
+    std::string got(data.size(), '\0');
+    ASSERT_EQ(static_cast<ssize_t>(got.size()), pread(rfd, got.data(), got.size(), 31968));
+    EXPECT_EQ(data, got);
+    close(rfd);
+  }
 }
 
 // Aborting a transaction that renamed something leaves the kernel's dentry
