@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -99,26 +100,40 @@ Attr ToAttr(uint64_t ino, const Inode& n) {
   return a;
 }
 
-// Inserts `n` into a chunk's slice list, cutting what it overwrites.
-// Returns the number of bytes that were holes before.
+// Inserts `n` into a chunk's slice list (sorted by offset, no overlaps),
+// cutting what it overwrites. Returns the number of bytes that were holes
+// before. In place: random writes call this on lists of up to
+// kMaxSlicesPerChunk slices, once per write.
 uint64_t InsertSlice(SliceList* l, const Slice& n) {
-  SliceList out;
-  out.reserve(l->size() + 2);
+  // The first slice that ends after n starts, and the first that starts at or
+  // after n ends: [first, last) is what n overlaps.
+  auto first = std::partition_point(l->begin(), l->end(),
+                                    [&](const Slice& s) { return s.end() <= n.off; });
+  auto last = first;
   uint64_t overlap = 0;
-  for (const Slice& s : *l) {
-    if (s.end() <= n.off || s.off >= n.end()) {
-      out.push_back(s);
-      continue;
-    }
-    overlap += std::min(s.end(), n.end()) - std::max(s.off, n.off);
-    if (s.off < n.off) out.push_back(Slice{s.off, n.off - s.off, s.segment, s.data});
+  std::array<Slice, 3> repl;
+  size_t k = 0;
+  for (; last != l->end() && last->off < n.end(); ++last) {
+    overlap += std::min(last->end(), n.end()) - std::max(last->off, n.off);
+    if (last->off < n.off) repl[k++] = Slice{last->off, n.off - last->off, last->segment, last->data};
+  }
+  repl[k++] = n;
+  if (last != first) {
+    const Slice& s = *(last - 1);
     if (s.end() > n.end()) {
-      out.push_back(Slice{n.end(), s.end() - n.end(), s.segment, s.data + (n.end() - s.off)});
+      repl[k++] = Slice{n.end(), s.end() - n.end(), s.segment, s.data + (n.end() - s.off)};
     }
   }
-  out.push_back(n);
-  std::sort(out.begin(), out.end(), [](const Slice& a, const Slice& b) { return a.off < b.off; });
-  *l = std::move(out);
+  const auto at = static_cast<size_t>(first - l->begin());
+  const auto removed = static_cast<size_t>(last - first);
+  if (k > removed) {
+    l->insert(l->begin() + static_cast<std::ptrdiff_t>(at + removed), k - removed, Slice{});
+  } else if (k < removed) {
+    l->erase(l->begin() + static_cast<std::ptrdiff_t>(at + k),
+             l->begin() + static_cast<std::ptrdiff_t>(at + removed));
+  }
+  std::copy(repl.begin(), repl.begin() + static_cast<std::ptrdiff_t>(k),
+            l->begin() + static_cast<std::ptrdiff_t>(at));
   return n.len - overlap;
 }
 

@@ -126,30 +126,35 @@ using SliceList = std::vector<Slice>;
 
 inline constexpr size_t kSliceSize = 20;
 
+// Encoded and decoded on every write of a chunk (lists of up to 256
+// slices): one allocation, no per-field appends or checks.
 inline std::string EncodeSlices(const SliceList& l) {
-  std::string d;
-  d.reserve(2 + l.size() * kSliceSize);
-  PutLE16(&d, static_cast<uint16_t>(l.size()));
+  std::string d(2 + l.size() * kSliceSize, '\0');
+  char* p = d.data();
+  EncodeLE16(p, static_cast<uint16_t>(l.size()));
+  p += 2;
   for (const auto& s : l) {
-    PutLE32(&d, s.off);
-    PutLE32(&d, s.len);
-    PutLE32(&d, s.segment);
-    PutLE64(&d, s.data);
+    EncodeLE32(p, s.off);
+    EncodeLE32(p + 4, s.len);
+    EncodeLE32(p + 8, s.segment);
+    EncodeLE64(p + 12, s.data);
+    p += kSliceSize;
   }
   return d;
 }
 
 inline Result<SliceList> DecodeSlices(std::string_view v) {
-  Decoder d(v);
-  uint16_t n = 0;
-  if (!d.LE16(&n) || v.size() != 2 + size_t{n} * kSliceSize) {
-    return Status::Corruption("malformed extent record");
-  }
+  if (v.size() < 2) return Status::Corruption("malformed extent record");
+  const size_t n = DecodeLE16(v.data());
+  if (v.size() != 2 + n * kSliceSize) return Status::Corruption("malformed extent record");
   SliceList l(n);
+  const char* p = v.data() + 2;
   for (auto& s : l) {
-    if (!d.LE32(&s.off) || !d.LE32(&s.len) || !d.LE32(&s.segment) || !d.LE64(&s.data)) {
-      return Status::Corruption("malformed extent record");
-    }
+    s.off = DecodeLE32(p);
+    s.len = DecodeLE32(p + 4);
+    s.segment = DecodeLE32(p + 8);
+    s.data = DecodeLE64(p + 12);
+    p += kSliceSize;
   }
   return l;
 }
