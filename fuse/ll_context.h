@@ -29,6 +29,10 @@ namespace dbfs::fuse {
 struct CachePolicy {
   double entry_timeout = 1.0;  // seconds the kernel trusts a name -> inode
   double attr_timeout = 1.0;   // seconds the kernel trusts attributes
+  // `-o direct_io`: no page cache for file data at all, read-only
+  // descriptors included (streaming reads skip filling the page cache;
+  // re-reads always come to the daemon).
+  bool direct_io = false;
 };
 
 // The advisory file locks of the mount (POSIX record locks and flock), served

@@ -540,6 +540,8 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(ParseSeconds(key, value, &out->cache.entry_timeout));
     } else if (key == "attr_timeout" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseSeconds(key, value, &out->cache.attr_timeout));
+    } else if (key == "direct_io" && !has_value) {
+      out->cache.direct_io = true;
     } else if (key == "tx_timeout" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &out->fs.tx_timeout_s));
     } else if (key == "tx_max_bytes" && has_value) {
@@ -573,7 +575,7 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
     } else {
       return Status::Invalid(
           fmt::format("unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
-                      "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, "
+                      "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
                       "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, elle_port=)",
                       item));
     }

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
                  "Mount options, comma-separated, repeatable: sync, noatime, "
                  "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
                  "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS, "
-                 "tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t] "
+                 "direct_io, tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t], checkpoint_mb=N, "
+                 "checkpoint_interval=SECONDS, wal_segment_mb=N "
                  "(generic mount(8) options such as rw,nosuid,nodev are ignored)")
       ->allow_extra_args(false);
   app.add_flag("-f,--foreground", foreground, "Stay in the foreground, log to stderr");

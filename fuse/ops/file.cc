@@ -28,14 +28,14 @@ bool BadOffset(off_t off) { return off < 0; }
 // with cached descriptors stay coherent. A read-write descriptor can also be
 // mapped, which for a direct-I/O file needs FUSE_DIRECT_IO_ALLOW_MMAP
 // (DeviceChannel); without it read-write descriptors keep the page cache.
-// Not a cache bypass for the entry and attribute caches: those still follow
-// `uncached` only.
+// `-o direct_io` makes every descriptor use direct I/O. Not a cache bypass
+// for the entry and attribute caches: those still follow `uncached` only.
 bool SetCacheMode(fuse_req_t req, const Caller& c, uint64_t ino, fuse_file_info* fi) {
   const bool uncached = Uncached(req, c, ino);
   const int mode = fi->flags & O_ACCMODE;
   const bool writes =
       mode == O_WRONLY || (mode == O_RDWR && AdapterOf(req).channel().direct_io_mmap());
-  fi->direct_io = uncached || writes;
+  fi->direct_io = uncached || writes || AdapterOf(req).cache().direct_io;
   // Keep other descriptors' cached pages: opening to write changes nothing yet.
   fi->keep_cache = !uncached;
   return uncached;

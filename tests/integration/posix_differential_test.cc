@@ -304,12 +304,13 @@ std::string OptionsName(const ::testing::TestParamInfo<std::string>& info) {
   if (info.param.empty()) return "Default";
   if (info.param == "sync") return "Sync";
   if (info.param == "log_level=trace") return "TraceLog";
+  if (info.param == "direct_io") return "DirectIo";
   return "NoKernelCache";
 }
 
 INSTANTIATE_TEST_SUITE_P(MountOptions, PosixDifferential,
                          ::testing::Values("", "entry_timeout=0,attr_timeout=0", "sync",
-                                           "log_level=trace"),
+                                           "log_level=trace", "direct_io"),
                          OptionsName);
 
 }  // namespace
