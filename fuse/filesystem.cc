@@ -1942,28 +1942,42 @@ Result<Filesystem::Created> FilesystemImpl::Create(const Caller& c, uint64_t par
 }
 
 Status FilesystemImpl::ReadRange(Transaction& t, uint64_t ino, uint64_t off, size_t size, char* buf) {
-  std::memset(buf, 0, size);
   const uint64_t end = off + size;
-  // One scan over the chunks the range touches.
-  std::vector<std::pair<uint64_t, SliceList>> chunks;
-  DBFS_RETURN_IF_ERROR(t.Scan(Table::kExtents, ChunkKey(ino, off / chunk_),
-                              ChunkKey(ino, (end - 1) / chunk_ + 1),
-                              [&](std::string_view k, std::string_view v) {
-                                auto l = DecodeSlices(v);
-                                if (!l.ok()) return false;
-                                chunks.emplace_back(GetBE64(k.data() + 8), std::move(*l));
-                                return true;
-                              }));
-  for (const auto& [chunk, l] : chunks) {
+  // Bytes of [off, end) no slice covers are holes: zeros. `filled` is how far
+  // from `off` the buffer is written, slices being visited in file order.
+  uint64_t filled = off;
+  auto zero_to = [&](uint64_t pos) {
+    if (pos > filled) std::memset(buf + (filled - off), 0, pos - filled);
+    filled = std::max(filled, pos);
+  };
+  auto read_chunk = [&](uint64_t chunk, std::string_view encoded) -> Status {
     const uint64_t base = chunk * chunk_;
-    for (const Slice& s : l) {
-      uint64_t a = std::max<uint64_t>(base + s.off, off);
-      uint64_t b = std::min<uint64_t>(base + s.end(), end);
-      if (a >= b) continue;
+    return ForEachSlice(encoded, [&](const Slice& s) -> Status {
+      const uint64_t a = std::max<uint64_t>(base + s.off, off);
+      const uint64_t b = std::min<uint64_t>(base + s.end(), end);
+      if (a >= b) return Status::Ok();
+      zero_to(a);
       mvcc::DataRef ref{s.segment, s.data, s.len};
       DBFS_RETURN_IF_ERROR(store_->ReadData(ref, a - (base + s.off), b - a, buf + (a - off)));
-    }
+      filled = b;
+      return Status::Ok();
+    });
+  };
+  const uint64_t first = off / chunk_, last = (end - 1) / chunk_;
+  if (first == last) {
+    // Most reads (up to max_read within one chunk): one point lookup.
+    DBFS_ASSIGN_OR_RETURN(auto v, t.Get(Table::kExtents, ChunkKey(ino, first)));
+    if (v) DBFS_RETURN_IF_ERROR(read_chunk(first, *v));
+  } else {
+    Status inner;
+    DBFS_RETURN_IF_ERROR(t.Scan(Table::kExtents, ChunkKey(ino, first), ChunkKey(ino, last + 1),
+                                [&](std::string_view k, std::string_view v) {
+                                  inner = read_chunk(GetBE64(k.data() + 8), v);
+                                  return inner.ok();
+                                }));
+    DBFS_RETURN_IF_ERROR(inner);
   }
+  zero_to(end);
   return Status::Ok();
 }
 

@@ -159,4 +159,19 @@ inline Result<SliceList> DecodeSlices(std::string_view v) {
   return l;
 }
 
+// Calls fn(slice) for each slice of an encoded list, in order, without
+// building the list; stops at the first error fn returns.
+template <typename Fn>
+Status ForEachSlice(std::string_view v, Fn&& fn) {
+  if (v.size() < 2) return Status::Corruption("malformed extent record");
+  const size_t n = DecodeLE16(v.data());
+  if (v.size() != 2 + n * kSliceSize) return Status::Corruption("malformed extent record");
+  const char* p = v.data() + 2;
+  for (size_t i = 0; i < n; ++i, p += kSliceSize) {
+    Status st = fn(Slice{DecodeLE32(p), DecodeLE32(p + 4), DecodeLE32(p + 8), DecodeLE64(p + 12)});
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
 }  // namespace dbfs
