@@ -1,5 +1,5 @@
 #!/bin/bash
-# Usage: bench/run.sh [--quick | --smoke] [--disk] [--bin DIR] [--reps N] [--out DIR]
+# Usage: bench/run.sh [--quick | --smoke] [--disk] [--bin DIR] [--reps N] [--out DIR] [--only W,...]
 #
 # Side-by-side benchmark of three targets over the same backing directory:
 #   dbfs         mkfs.dbfs + dbfs-mount of a volume inside the backing directory
@@ -18,13 +18,15 @@
 #             else build-bench/bin of this repository)
 #   --reps N  override the number of repetitions
 #   --out D   results directory (default bench/results)
+#   --only W  run only these workload groups (comma-separated: meta1 meta8
+#             small8 small32 seq rand git make tx recovery), e.g. --only tx
 #
 # Needs root (tmpfs mount, drop_caches, allow_other). Installs mergerfs, fio
 # and gnuplot-nox with apt-get when missing.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-MODE=full DISK=0 BIN="" REPS_OVERRIDE="" OUT="$REPO/bench/results"
+MODE=full DISK=0 BIN="" REPS_OVERRIDE="" OUT="$REPO/bench/results" ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
@@ -33,7 +35,8 @@ while [ $# -gt 0 ]; do
     --bin) BIN=$2; shift ;;
     --reps) REPS_OVERRIDE=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    --only) ONLY=",$2,"; shift ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -65,13 +68,13 @@ command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 
 # ---------------------------------------------------------------- sizes
 case $MODE in
   full)  REPS=5; META_N=100000; SMALL_N=8000; SEQ_MB=2048; RAND_MB=512; RAND_IO_MB=256; RANDSYNC_IO_MB=16
-         CFILES=30; TX_N1=500; TX_N16=50; REC_MB=1024; REC_FILES=20000; REC_REPS=5; TMPFS_SIZE=12g
+         CFILES=30; TX_N1=500; TX_N16=50; TX_N64=30; TX_N256=8; REC_MB=1024; REC_FILES=20000; REC_REPS=5; TMPFS_SIZE=12g
          PROTO_OPS=20000 ;;
   quick) REPS=3; META_N=5000; SMALL_N=1000; SEQ_MB=256; RAND_MB=64; RAND_IO_MB=32; RANDSYNC_IO_MB=4
-         CFILES=30; TX_N1=100; TX_N16=10; REC_MB=128; REC_FILES=2000; REC_REPS=2; TMPFS_SIZE=3g
+         CFILES=30; TX_N1=100; TX_N16=10; TX_N64=4; TX_N256=1; REC_MB=128; REC_FILES=2000; REC_REPS=2; TMPFS_SIZE=3g
          PROTO_OPS=5000 ;;
   smoke) REPS=1; META_N=200; SMALL_N=64; SEQ_MB=8; RAND_MB=8; RAND_IO_MB=2; RANDSYNC_IO_MB=1
-         CFILES=4; TX_N1=5; TX_N16=2; REC_MB=8; REC_FILES=50; REC_REPS=1; TMPFS_SIZE=1g
+         CFILES=4; TX_N1=5; TX_N16=2; TX_N64=1; TX_N256=1; REC_MB=8; REC_FILES=50; REC_REPS=1; TMPFS_SIZE=1g
          PROTO_OPS=300 ;;
 esac
 if [ -n "$REPS_OVERRIDE" ]; then REPS=$REPS_OVERRIDE; REC_REPS=$REPS_OVERRIDE; fi
@@ -349,6 +352,8 @@ wl_tx() {
   [ "$t" = dbfs ] || return 0
   record tx_commits_1c "$t" "$r" "$(tx_clients 1 "$TX_N1" "$r")" commits/s higher
   record tx_commits_16c "$t" "$r" "$(tx_clients 16 "$TX_N16" "$r")" commits/s higher
+  record tx_commits_64c "$t" "$r" "$(tx_clients 64 "$TX_N64" "$r")" commits/s higher
+  record tx_commits_256c "$t" "$r" "$(tx_clients 256 "$TX_N256" "$r")" commits/s higher
   for c in 1 16 64 256; do
     record "proto_commits_${c}c" "$t" "$r" "$(proto_clients "$c" "$r")" commits/s higher
   done
@@ -377,6 +382,7 @@ wl_recovery() {
 # run_workload FUNC REPS TARGETS...: alternate the targets, fresh DBFS volume first
 run_workload() {
   local fn=$1 reps=$2 r t; shift 2
+  if [ -n "$ONLY" ] && [[ $ONLY != *",${fn#wl_},"* ]]; then return 0; fi
   echo "== $fn" >&2
   dbfs_fresh
   for r in $(seq "$reps"); do

@@ -34,7 +34,8 @@ expected = {w: all3 for w in [
     "fsync_4k_8t", "fsync_4k_32t", "seq_write_1M", "seq_read_1M",
     "rand_read_4k", "rand_write_4k", "rand_write_4k_fsync",
     "git_clone", "git_checkout", "untar_make_j2"]}
-expected.update({w: ["dbfs"] for w in ["tx_commits_1c", "tx_commits_16c", "proto_commits_1c", "proto_commits_16c",
+expected.update({w: ["dbfs"] for w in ["tx_commits_1c", "tx_commits_16c", "tx_commits_64c",
+                                   "tx_commits_256c", "proto_commits_1c", "proto_commits_16c",
                                    "proto_commits_64c", "proto_commits_256c", "recovery_mount", "recovery_replay"]})
 bad = []
 for w, targets in expected.items():
