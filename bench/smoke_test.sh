@@ -1,15 +1,18 @@
 #!/bin/bash
-# Usage: bench/smoke_test.sh [BIN_DIR]
+# Usage: bench/smoke_test.sh [--quick | --smoke] [BIN_DIR]
 #
 # CI check that the benchmark suite itself works (never a performance
-# pass/fail): runs bench/run.sh --smoke (every workload with tiny sizes, one
-# repetition, well under a minute on 2 cores) into a temporary results
-# directory and checks that the CSV has a row with a positive median for every
-# workload and target, and that the chart was written.
+# pass/fail): runs bench/run.sh --quick (CI: every workload at reduced sizes,
+# 2-3 repetitions, a few minutes on 2 cores) or --smoke (tiny sizes, one
+# repetition, under a minute) into a temporary results directory and checks
+# that the CSV has a row with a positive median for every workload and
+# target, and that the chart was written.
 # Needs root (run.sh mounts a tmpfs and FUSE file systems). BIN_DIR defaults
 # to $DBFS_BIN_DIR, else run.sh's default (build/bin, then build-bench/bin).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+MODE=--smoke
+case "${1:-}" in --quick | --smoke) MODE=$1; shift ;; esac
 BIN=${1:-${DBFS_BIN_DIR:-}}
 if [ "$(id -u)" != 0 ]; then
   echo "smoke_test.sh: needs root; skipping"
@@ -17,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 OUT=$(mktemp -d /tmp/dbfs-bench-smoke.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
-args=(--smoke --out "$OUT")
+args=("$MODE" --out "$OUT")
 [ -n "$BIN" ] && args+=(--bin "$BIN")
 "$REPO/bench/run.sh" "${args[@]}"
 
