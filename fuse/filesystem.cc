@@ -266,7 +266,7 @@ class FilesystemImpl {
                 std::string_view nn, unsigned flags);
   Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t np, std::string_view nn);
   Status Access(const Caller& c, uint64_t ino, int mask);
-  Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags);
+  Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags, uint64_t* size);
   Result<Filesystem::Created> Create(const Caller& c, uint64_t parent, std::string_view name,
                                      uint32_t mode, int flags);
   Result<size_t> Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
@@ -1892,15 +1892,17 @@ Status FilesystemImpl::Access(const Caller& c, uint64_t ino, int mask) {
 
 // ---- files ----
 
-Result<uint64_t> FilesystemImpl::Open(const Caller& c, uint64_t ino, int flags) {
+Result<uint64_t> FilesystemImpl::Open(const Caller& c, uint64_t ino, int flags, uint64_t* size) {
   bool regular;
   {
     DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(op.t(), ino));
     if (n.IsDir() && (flags & O_ACCMODE) != O_RDONLY) return Status(Code::kIsDir, "is a directory");
     regular = n.IsReg();
+    if (size != nullptr) *size = n.size;
   }
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && regular) {
+    if (size != nullptr) *size = 0;
     SetAttrIn in;
     in.valid = SetAttrIn::kSize;
     in.size = 0;
@@ -1933,7 +1935,7 @@ Result<Filesystem::Created> FilesystemImpl::Create(const Caller& c, uint64_t par
     DBFS_ASSIGN_OR_RETURN(Attr a, Lookup(c, parent, name));
     made = a;
   }
-  auto fh = Open(c, made->ino, flags & ~O_TRUNC);
+  auto fh = Open(c, made->ino, flags & ~O_TRUNC, nullptr);
   if (!fh.ok()) {
     Forget(made->ino, 1);
     return fh.TakeStatus();
@@ -2559,8 +2561,8 @@ Result<Attr> Filesystem::Link(const Caller& c, uint64_t ino, uint64_t newparent,
   return impl_->Link(c, ino, newparent, newname);
 }
 Status Filesystem::Access(const Caller& c, uint64_t ino, int mask) { return impl_->Access(c, ino, mask); }
-Result<uint64_t> Filesystem::Open(const Caller& c, uint64_t ino, int flags) {
-  return impl_->Open(c, ino, flags);
+Result<uint64_t> Filesystem::Open(const Caller& c, uint64_t ino, int flags, uint64_t* size) {
+  return impl_->Open(c, ino, flags, size);
 }
 Result<Filesystem::Created> Filesystem::Create(const Caller& c, uint64_t parent,
                                                std::string_view name, uint32_t mode, int flags) {

@@ -177,7 +177,8 @@ class Filesystem {
 
   // ---- files ----
   // Returns a file handle. `flags` are open(2) flags (O_TRUNC honoured).
-  Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags);
+  // *size (if given): the file's size once opened (after O_TRUNC).
+  Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags, uint64_t* size = nullptr);
   struct Created {
     Attr attr;
     uint64_t fh = 0;

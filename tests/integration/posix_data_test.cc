@@ -418,6 +418,58 @@ void ExpectSameManifest(const std::map<std::string, std::string>& before,
   }
 }
 
+// Pages of `fd`'s file (first `len` bytes) in the page cache, by mincore on
+// a mapping that is never touched (no faults).
+size_t ResidentPages(int fd, size_t len) {
+  void* map = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    ADD_FAILURE() << "mmap: " << ErrName(errno);
+    return 0;
+  }
+  std::vector<unsigned char> vec((len + 4095) / 4096);
+  size_t n = 0;
+  if (mincore(map, len, vec.data()) != 0) {
+    ADD_FAILURE() << "mincore: " << ErrName(errno);
+  } else {
+    for (unsigned char v : vec) n += v & 1;
+  }
+  munmap(map, len);
+  return n;
+}
+
+// The cache mode of read-write descriptors (docs/ARCHITECTURE.md §7): an
+// existing file keeps the page cache, so a database re-reading its pages
+// through O_RDWR is served by the kernel; a file empty at open uses direct
+// I/O (write(2) atomicity), so its reads do not fill the page cache.
+TEST_F(PosixData, ReadWriteDescriptorsCacheExistingFilesOnly) {
+  if (PlainDirMode()) GTEST_SKIP() << "DBFS cache policy";
+  const size_t kLen = 64 << 10;
+  const std::string data = Pattern(kLen, 11);
+  const std::string existing = path("existing"), fresh = path("fresh");
+  ASSERT_TRUE(WriteFile(existing, data));
+  {
+    Fd fd(open(existing.c_str(), O_RDWR));
+    ASSERT_SYS(fd.get());
+    ASSERT_EQ(0, posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED));
+    ASSERT_EQ(0u, ResidentPages(fd.get(), kLen)) << "the pages were not dropped";
+    std::string got(kLen, '\0');
+    ASSERT_EQ(static_cast<ssize_t>(kLen), pread(fd.get(), got.data(), kLen, 0));
+    ASSERT_EQ(data, got);
+    EXPECT_EQ(kLen / 4096, ResidentPages(fd.get(), kLen))
+        << "reads through O_RDWR of an existing file bypassed the page cache";
+  }
+  {
+    Fd fd(open(fresh.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644));
+    ASSERT_SYS(fd.get());
+    ASSERT_TRUE(PWriteAll(fd.get(), data, 0));
+    std::string got(kLen, '\0');
+    ASSERT_EQ(static_cast<ssize_t>(kLen), pread(fd.get(), got.data(), kLen, 0));
+    ASSERT_EQ(data, got);
+    EXPECT_EQ(0u, ResidentPages(fd.get(), kLen))
+        << "a read-write descriptor of a new file went through the page cache";
+  }
+}
+
 TEST_F(PosixData, TreePersistsAcrossRemount) {
   std::string r = path();
   BuildTree(r);

@@ -141,13 +141,13 @@ TEST_F(TxMmap, DirtyMappedPagesOfAnAbortedTransactionAreDropped) {
   EXPECT_TRUE(ReadFile(f) == data) << "an aborted transaction's mapped stores were kept";
 }
 
-// Without a transaction, a read-write descriptor (direct I/O) and a shared
-// mapping of the same file see each other's writes.
+// Without a transaction, a read-write descriptor of a new file (direct I/O)
+// and a shared mapping of the same file see each other's writes.
 TEST_F(TxMmap, ReadWriteDescriptorAndSharedMappingStayCoherent) {
   const std::string f = path("f"), data = Pattern(kSize, 9);
-  ASSERT_TRUE(WriteFile(f, data));
-  Fd fd(open(f.c_str(), O_RDWR));
+  Fd fd(open(f.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644));
   ASSERT_SYS(fd.get());
+  ASSERT_TRUE(PWriteAll(fd.get(), data, 0));
   char* p = static_cast<char*>(mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   ASSERT_NE(MAP_FAILED, static_cast<void*>(p)) << ErrName(errno);
   EXPECT_EQ(0, memcmp(p, data.data(), kSize));
