@@ -1894,12 +1894,14 @@ Status FilesystemImpl::Access(const Caller& c, uint64_t ino, int mask) {
 
 Result<uint64_t> FilesystemImpl::Open(const Caller& c, uint64_t ino, int flags, uint64_t* size) {
   bool regular;
+  std::shared_ptr<ExplicitTx> tx;  // the one the handle is opened in, if any
   {
     DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(op.t(), ino));
     if (n.IsDir() && (flags & O_ACCMODE) != O_RDONLY) return Status(Code::kIsDir, "is a directory");
     regular = n.IsReg();
     if (size != nullptr) *size = n.size;
+    tx = op.tx;
   }
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && regular) {
     if (size != nullptr) *size = 0;
@@ -1911,7 +1913,7 @@ Result<uint64_t> FilesystemImpl::Open(const Caller& c, uint64_t ino, int flags, 
   auto h = std::make_unique<Handle>();
   h->ino = ino;
   h->flags = flags;
-  if (auto tx = TxFor(c)) {
+  if (tx) {
     h->tx = tx;
     h->tx_outcome = tx->outcome;
   }
