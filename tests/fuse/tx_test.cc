@@ -309,16 +309,28 @@ class LockTxTest : public TxTest {
   }
   static uint64_t Id(const std::string& id) { return std::stoull(id); }
   static constexpr auto kNow = std::chrono::seconds(0);
+
+  // The setting of most tests below: transaction `a` bound to this process
+  // (caller in_), `b` to a sleeping child (caller `in2`), and `waits`, the
+  // log of whose requests blocked on a lock.
+  struct TwoLocked {
+    explicit TwoLocked(LockTxTest* t)
+        : in2(other.caller()),
+          a(t->BeginLocked(getpid())),
+          b(t->BeginLocked(other.pid())),
+          waits(t->fs_.get()) {}
+    SleepingChild other;
+    const Caller in2;
+    const std::string a, b;
+    WaitLog waits;
+  };
 };
 
 TEST_F(LockTxTest, SecondTransactionWaitsForTheFirstAndThenSeesItsCommit) {
   Write(out_, "counter", "0");
   const uint64_t ino = Ino("counter");
-  SleepingChild other;
-  const Caller in2 = other.caller();
-  const std::string a = BeginLocked(getpid());
-  const std::string b = BeginLocked(other.pid());
-  WaitLog waits(fs_.get());
+  TwoLocked two(this);
+  auto& [other, in2, a, b, waits] = two;
   // a: read-increment-write; the read already takes the exclusive lock.
   EXPECT_EQ(Read(in_, "counter"), "0");
   EXPECT_TRUE(fs_->TEST_TxHoldsLock(Id(a), ino));
@@ -348,11 +360,8 @@ TEST_F(LockTxTest, SecondTransactionWaitsForTheFirstAndThenSeesItsCommit) {
 TEST_F(LockTxTest, WritesMadeBeforeAWaitSurviveTheSnapshotMove) {
   Write(out_, "mine", "0");
   Write(out_, "theirs", "0");
-  SleepingChild other;
-  const Caller in2 = other.caller();
-  const std::string a = BeginLocked(getpid());
-  const std::string b = BeginLocked(other.pid());
-  WaitLog waits(fs_.get());
+  TwoLocked two(this);
+  auto& [other, in2, a, b, waits] = two;
   Write(in2, "theirs", "b");  // b holds "theirs"
   Write(in_, "mine", "a");    // a writes first, then needs "theirs"
   auto a_read = std::async(std::launch::async, [&] { return Read(in_, "theirs"); });
@@ -369,11 +378,8 @@ TEST_F(LockTxTest, WritesMadeBeforeAWaitSurviveTheSnapshotMove) {
 TEST_F(LockTxTest, DeadlockAbortsExactlyOneWithEdeadlk) {
   Write(out_, "x", "0");
   Write(out_, "y", "0");
-  SleepingChild other;
-  const Caller in2 = other.caller();
-  const std::string a = BeginLocked(getpid());
-  const std::string b = BeginLocked(other.pid());
-  WaitLog waits(fs_.get());
+  TwoLocked two(this);
+  auto& [other, in2, a, b, waits] = two;
   ASSERT_TRUE(TryWrite(in_, "x", "a").ok());
   ASSERT_TRUE(TryWrite(in2, "y", "b").ok());
   // a waits for y (held by b); b then asks for x (held by a): a cycle.
@@ -404,11 +410,8 @@ TEST_F(LockTxTest, DeadlockAbortsExactlyOneWithEdeadlk) {
 TEST_F(LockTxTest, AbortReleasesLocksAndEndsAWaitOfTheAbortedTransaction) {
   Write(out_, "f", "0");
   const uint64_t ino = Ino("f");
-  SleepingChild other;
-  const Caller in2 = other.caller();
-  const std::string a = BeginLocked(getpid());
-  const std::string b = BeginLocked(other.pid());
-  WaitLog waits(fs_.get());
+  TwoLocked two(this);
+  auto& [other, in2, a, b, waits] = two;
   ASSERT_TRUE(TryWrite(in_, "f", "a").ok());
   auto b_write = std::async(std::launch::async, [&] { return TryWrite(in2, "f", "b"); });
   ASSERT_TRUE(waits.WaitFor(Id(b)));
@@ -445,11 +448,8 @@ TEST_F(LockTxTest, OutsidersNeverWaitAndStillWinAtCommit) {
 TEST_F(LockTxTest, SnapshotStaysWhenAnOutsiderChangedWhatTheWaiterRead) {
   Write(out_, "r", "0");
   Write(out_, "f", "0");
-  SleepingChild other;
-  const Caller in2 = other.caller();
-  const std::string a = BeginLocked(getpid());
-  const std::string b = BeginLocked(other.pid());
-  WaitLog waits(fs_.get());
+  TwoLocked two(this);
+  auto& [other, in2, a, b, waits] = two;
   Write(in2, "f", "b");                 // b holds f
   EXPECT_EQ(Read(in_, "r"), "0");       // a read r...
   Write(out_, "r", "outside");          // ...which an outsider then changed
