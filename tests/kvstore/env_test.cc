@@ -88,6 +88,17 @@ class EnvTest : public ::testing::Test {
     }
   }
 
+  // The batch count `progress` holds in `r`'s snapshot; nullopt if it
+  // cannot be read or decoded.
+  std::optional<uint64_t> ReadProgress(ReadTxn& r, const std::string& progress) {
+    auto p = r.Get(t_, progress);
+    if (!p.ok() || !p->has_value()) return std::nullopt;
+    uint64_t batches = 0;
+    KeyReader kr(**p);
+    if (!kr.U64(&batches)) return std::nullopt;
+    return batches;
+  }
+
   Status Put(Table t, std::string_view k, std::string_view v) {
     return env_->Write([&](WriteTxn& w) { return w.Put(t, k, v); });
   }
@@ -716,11 +727,9 @@ TEST_F(EnvTest, ConcurrentReaderDuringGrowth) {
     while (!done.load()) {
       auto r = env_->BeginRead();
       ASSERT_TRUE(r.ok()) << r.status().ToString();
-      auto p = (*r)->Get(t_, kProgress);
-      ASSERT_TRUE(p.ok() && p->has_value());
-      uint64_t batches = 0;
-      KeyReader kr(**p);
-      ASSERT_TRUE(kr.U64(&batches));
+      const std::optional<uint64_t> progress = ReadProgress(**r, kProgress);
+      ASSERT_TRUE(progress.has_value());
+      const uint64_t batches = *progress;
       ASSERT_GE(batches, last);  // snapshots never go back in time
       last = batches;
       // The snapshot holds every record of every committed batch, and no more.
@@ -1135,11 +1144,9 @@ TEST_F(EnvTest, ReadTxnReuseAcrossRepeatedMapGrowth) {
       while (!done.load()) {
         auto r = env_->BeginRead();
         ASSERT_TRUE(r.ok()) << r.status().ToString();
-        auto p = (*r)->Get(t_, kProgress);
-        ASSERT_TRUE(p.ok() && p->has_value());
-        uint64_t batches = 0;
-        KeyReader kr(**p);
-        ASSERT_TRUE(kr.U64(&batches));
+        const std::optional<uint64_t> progress = ReadProgress(**r, kProgress);
+        ASSERT_TRUE(progress.has_value());
+        const uint64_t batches = *progress;
         if (batches > 0) {  // the last record of the last batch is there
           const uint64_t i = batches * kPerBatch - 1;
           auto v = (*r)->Get(t_, U64Key(i));
