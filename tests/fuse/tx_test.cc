@@ -36,6 +36,15 @@ class TxTest : public ::testing::Test {
     fs_ = std::move(f).value();
     in_.pid = getpid();
   }
+  // Closes the volume and opens it again with tx_timeout = `seconds`.
+  void ReopenWithTxTimeout(uint64_t seconds) {
+    fs_.reset();
+    FsOptions o;
+    o.tx_timeout_s = seconds;
+    auto f = Filesystem::Open(dir_, o);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    fs_ = std::move(f).value();
+  }
   void TearDown() override {
     fs_.reset();
     vol_.reset();
@@ -177,12 +186,7 @@ namespace dbfs {
 namespace {
 
 TEST_F(TxTest, IdleTransactionPastTimeoutIsAbortedByTheReaper) {
-  fs_.reset();
-  FsOptions o;
-  o.tx_timeout_s = 1;
-  auto f = Filesystem::Open(dir_, o);
-  ASSERT_TRUE(f.ok());
-  fs_ = std::move(f).value();
+  ASSERT_NO_FATAL_FAILURE(ReopenWithTxTimeout(1));
   const std::string id = Begin();
   Write(in_, "never", "x");
   // Bounded wait for the reaper (it runs every second).
@@ -465,12 +469,7 @@ TEST_F(LockTxTest, SnapshotStaysWhenAnOutsiderChangedWhatTheWaiterRead) {
 }
 
 TEST_F(LockTxTest, TimedOutTransactionReleasesItsLocks) {
-  fs_.reset();
-  FsOptions o;
-  o.tx_timeout_s = 1;
-  auto f = Filesystem::Open(dir_, o);
-  ASSERT_TRUE(f.ok());
-  fs_ = std::move(f).value();
+  ASSERT_NO_FATAL_FAILURE(ReopenWithTxTimeout(1));
   Write(out_, "f", "0");
   const uint64_t fino = Ino("f");
   // Timeout: the reaper aborts the idle transaction and releases its lock.
