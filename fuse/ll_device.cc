@@ -98,7 +98,9 @@ ssize_t DeviceChannel::WriteReply(int fd, const struct iovec* iov, int count) {
     Store32(out + kInitOutFlags, Load32(out + kInitOutFlags) | kInitExt);
     Store32(out + kInitOutFlags2, Load32(out + kInitOutFlags2) | kDirectIoAllowMmap2);
     direct_io_mmap_.store(true, std::memory_order_release);
-    spdlog::info("fuse: FUSE_DIRECT_IO_ALLOW_MMAP on: read-write descriptors use direct I/O");
+    spdlog::info(
+        "fuse: FUSE_DIRECT_IO_ALLOW_MMAP on: read-write descriptors of new files use "
+        "direct I/O");
   }
   const ssize_t n = ::write(fd, reply.data(), reply.size());
   return n;
