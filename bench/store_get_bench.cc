@@ -25,7 +25,7 @@
 
 #include "kvstore/env.h"
 #include "kvstore/key_codec.h"
-#include "mvcc/store.h"
+#include "mvcc/local_store.h"
 #include "mvcc/superblock.h"
 
 namespace dbfs::bench {
@@ -124,9 +124,9 @@ int Main(int argc, char** argv) {
     if (Status s = WriteSuperblock(dir, NewSuperblock()); !s.ok()) Die("mkfs", s);
     mvcc::StoreOptions o;
     o.flush_interval_ms = 1000000;  // flush only when asked
-    auto opened = mvcc::Store::Open(dir, o);
-    if (!opened.ok()) Die("Store::Open", opened.status());
-    std::unique_ptr<mvcc::Store> store = std::move(opened).value();
+    auto opened = mvcc::LocalStore::Open(dir, o);
+    if (!opened.ok()) Die("LocalStore::Open", opened.status());
+    std::unique_ptr<mvcc::LocalStore> store = std::move(opened).value();
     for (uint64_t i = 0; i < nkeys; i += 1000) {
       std::vector<mvcc::Write> w;
       for (uint64_t j = i; j < std::min(nkeys, i + 1000); ++j) {

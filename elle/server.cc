@@ -102,11 +102,22 @@ class FsBackend final : public proto::Backend {
  public:
   FsBackend(Filesystem* fs, Caller base, bool weaken) : fs_(fs), base_(base), weaken_(weaken) {}
 
-  Result<uint64_t> Begin(bool serializable) override { return fs_->BeginTx(base_, serializable); }
-  Result<std::string> Commit(uint64_t tx, bool durable) override {
-    return fs_->CommitTx(base_, tx, durable);
+  Result<uint64_t> Begin(bool serializable) override {
+    TxOptions o;
+    o.serializable = serializable;
+    return fs_->BeginTx(base_, o);
   }
-  Status Abort(uint64_t tx) override { return fs_->AbortTx(base_, tx); }
+  Result<std::string> Commit(uint64_t tx, bool durable) override {
+    DBFS_ASSIGN_OR_RETURN(TxOutcome out, fs_->CommitTx(base_, tx, durable));
+    switch (out.kind) {
+      case TxOutcome::Kind::kCommitted: return "ok " + std::to_string(out.csn);
+      case TxOutcome::Kind::kConflict: return "conflict " + out.detail;
+      case TxOutcome::Kind::kDeadlock: return "deadlock " + out.detail;
+      case TxOutcome::Kind::kAborted: break;
+    }
+    return std::string("aborted");
+  }
+  Status Abort(uint64_t tx) override { return fs_->AbortTx(base_, tx).status(); }
   Status FileOp(uint64_t tx, uint8_t type, std::string_view path, std::string_view bytes,
                 std::string* out) override {
     std::vector<std::string_view> parts;

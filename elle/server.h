@@ -24,7 +24,7 @@
 #include <string>
 #include <thread>
 
-#include "fuse/filesystem.h"
+#include "fs/filesystem.h"
 #include "kvstore/status.h"
 
 namespace dbfs::elle {

@@ -14,6 +14,31 @@ void AdapterLocks::ReleaseFlock(uint64_t ino, uint64_t owner) {
   if (!s.ok()) spdlog::warn("flock release of inode {} failed: {}", ino, s.ToString());
 }
 
+namespace {
+
+// The adapter's lock manager counters, appended to the engine's statistics
+// (`dbfs stats`) as "lock_<name> <value>".
+void AppendLockStats(const txn::LockStats& st, std::string* text) {
+  const std::pair<const char*, uint64_t> rows[] = {
+      {"acquired", st.acquired},   {"immediate", st.immediate}, {"backoffs", st.backoffs},
+      {"waits", st.waits},         {"deadlocks", st.deadlocks}, {"cancelled", st.cancelled},
+      {"timeouts", st.timeouts},   {"would_block", st.would_block},
+  };
+  for (const auto& [key, value] : rows) {
+    text->append("lock_").append(key).append(" ").append(std::to_string(value)).append("\n");
+  }
+}
+
+}  // namespace
+
+Adapter::Adapter(Filesystem* fs, CachePolicy cache)
+    : fs_(fs),
+      locks_(fs),
+      bindings_(fs),
+      control_(fs, &bindings_,
+               [this](std::string* text) { AppendLockStats(locks_.stats(), text); }),
+      cache_(cache) {}
+
 Adapter& AdapterOf(fuse_req_t req) { return *static_cast<Adapter*>(fuse_req_userdata(req)); }
 
 Caller CallerOf(fuse_req_t req) {
@@ -23,6 +48,7 @@ Caller CallerOf(fuse_req_t req) {
   c.gid = ctx->gid;
   c.pid = ctx->pid;
   c.umask = ctx->umask;
+  c.tx = AdapterOf(req).bindings().TxOf(ctx->pid);
   return c;
 }
 

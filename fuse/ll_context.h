@@ -1,7 +1,8 @@
 // Adapter: what every FUSE handler needs — the Filesystem, the advisory lock
-// manager and the cache policy — plus the few helpers that turn engine results into FUSE
-// replies. RunMount owns the Adapter and hands it to libfuse as the session's
-// userdata; handlers reach it with AdapterOf(req).
+// manager, the process -> transaction bindings, the control channel and the
+// cache policy — plus the few helpers that turn engine results into FUSE
+// replies. The daemon (tools/lib/daemon.cc) owns the Adapter and hands it to libfuse as the
+// session's userdata; handlers reach it with AdapterOf(req).
 //
 // Reply helpers send exactly one fuse_reply_*; ReplyErr is where a Status
 // becomes an errno (Status::ToErrno) on its way to the kernel.
@@ -13,10 +14,12 @@
 #include <mutex>
 #include <thread>
 
-#include "fuse/filesystem.h"
+#include "fs/filesystem.h"
+#include "fuse/control.h"
 #include "fuse/ll_device.h"
 #include "fuse/ll_fuse.h"
 #include "fuse/ll_invalidator.h"
+#include "fuse/tx_binding.h"
 #include "kvstore/status.h"
 #include "txn/lock_manager.h"
 
@@ -71,12 +74,14 @@ class AdapterLocks {
 class Adapter {
  public:
   // `fs` must outlive the Adapter.
-  Adapter(Filesystem* fs, CachePolicy cache) : fs_(fs), locks_(fs), cache_(cache) {}
+  Adapter(Filesystem* fs, CachePolicy cache);
   Adapter(const Adapter&) = delete;
   Adapter& operator=(const Adapter&) = delete;
 
   Filesystem& fs() { return *fs_; }
   AdapterLocks& locks() { return locks_; }
+  TxBindings& bindings() { return bindings_; }
+  ControlChannel& control() { return control_; }
   Invalidator& invalidator() { return invalidator_; }
   DeviceChannel& channel() { return channel_; }
   const CachePolicy& cache() const { return cache_; }
@@ -84,6 +89,8 @@ class Adapter {
  private:
   Filesystem* fs_;
   AdapterLocks locks_;
+  TxBindings bindings_;
+  ControlChannel control_;
   Invalidator invalidator_;
   DeviceChannel channel_;
   CachePolicy cache_;
@@ -91,7 +98,7 @@ class Adapter {
 
 Adapter& AdapterOf(fuse_req_t req);
 
-// The requesting process, from fuse_req_ctx.
+// The requesting process, from fuse_req_ctx, and the transaction it runs in.
 Caller CallerOf(fuse_req_t req);
 
 // fuse_reply_err with status.ToErrno() (0 for an ok status). Failures of the

@@ -6,7 +6,7 @@
 // (fixed width, or NUL-terminated names — POSIX names and xattr names never
 // contain NUL), so all versions of one logical key are contiguous.
 //
-//   inodes   ino(BE64)                      -> inode attributes  (fuse/inode_format.h)
+//   inodes   ino(BE64)                      -> inode attributes  (fs/inode_format.h)
 //   dirents  parent(BE64) | name | 0x00     -> child ino + type
 //   extents  ino(BE64) | chunk index(BE64)  -> slice list of that chunk
 //   xattrs   ino(BE64) | name | 0x00        -> value bytes

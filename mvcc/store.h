@@ -1,58 +1,106 @@
-// Store: the versioned key-value engine under the transaction layer
-// (DESIGN §3, §4, §9). It is the narrow seam a distributed backend would
-// implement: take a snapshot, read (point and range) at it, commit a batch of
-// writes that gets the next CSN, and keep file data bytes.
+// Store: the versioned-store interface under the transaction layer (DESIGN
+// §9). Everything above mvcc/ (txn/, fs/, the tools) talks to a volume's
+// metadata and file data through it and never names an implementation; the
+// code that opens a volume (mvcc/volume.h) picks one:
 //
-// Composition: LMDB (kvstore) holds flushed versions; the Overlay holds
-// committed versions not yet flushed; the WAL holds file data (DATA records)
-// and the redo of every commit (COMMIT records). A background flusher moves
-// overlay versions into LMDB, recording the applied LSN in the same LMDB
-// transaction, and garbage-collects versions no snapshot can see.
+//   LocalStore   (mvcc/local_store.h)  LMDB + WAL on one machine: the embedded
+//                                      default.
 //
-// Thread-safe unless noted.
+// The model: every commit publishes a batch of writes under the next commit
+// sequence number (CSN). A snapshot is a CSN; a read at snapshot S sees, for
+// every key, the newest version with csn <= S. No layer above may assume
+// anything about how versions are stored (CSNs inside keys, an overlay, a
+// remote revision): it only acquires snapshots, reads at them and commits.
+//
+// Concurrency control is split: callers that serialize themselves (autocommit
+// operations under inode locks) commit without validation; optimistic
+// transactions hand the store their validation set (keys and ranges that
+// must be unchanged since their snapshot) and the store checks it atomically
+// with the commit — first committer wins. Keys that must not conflict but
+// combine (a directory's link count and times under concurrent entry
+// changes) are merged: their value is computed at commit time from the
+// latest committed one.
+//
+// Thread-safe: every method may be called from any thread, concurrently.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
+#include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
-#include <thread>
+#include <string_view>
+#include <utility>
 #include <vector>
 
-#include "kvstore/env.h"
 #include "kvstore/status.h"
 #include "mvcc/keys.h"
-#include "mvcc/overlay.h"
 #include "mvcc/redo.h"
-#include "wal/file_system.h"
-#include "wal/writer.h"
 
 namespace dbfs::mvcc {
 
-struct StoreOptions {
-  wal::FileSystem* fs = nullptr;            // nullptr: POSIX
-  uint64_t segment_size = 64ull << 20;
-  uint64_t flush_interval_ms = 200;         // background flush period
-  uint64_t flush_overlay_bytes = 64ull << 20;  // flush early above this
-  bool read_only = false;                   // fsck -n: no writes at all, no flusher
-  uint64_t lmdb_initial_map_size = 256ull << 20;
-};
-
-// Where file bytes live: inside the payload of a WAL DATA record.
+// Where file bytes live in the store's data space: `segment` names a unit of
+// it (a WAL segment of a LocalStore), `offset` the first byte, `length` the
+// byte count. Written once, never changed, read by reference.
 struct DataRef {
   uint32_t segment = 0;
-  uint64_t offset = 0;  // byte offset in the segment file of the first byte
+  uint64_t offset = 0;
   uint32_t length = 0;
+};
+
+struct KeyRef {
+  Table table;
+  std::string key;
+};
+
+// [begin, end) of one table; an empty `end` is unbounded.
+struct RangeRef {
+  Table table;
+  std::string begin, end;
+};
+
+// Whether a change of a key from `before` to `after` (both live values)
+// leaves what a transaction read intact — an inode record that differs only
+// in atime, file data moved by a checkpoint — and so is not a conflict.
+using BenignChange = std::function<bool(Table, std::string_view before, std::string_view after)>;
+
+// What an optimistic transaction depends on: none of it may have a committed
+// version newer than `snapshot` (unless the change is benign) when it
+// commits. Checked in this order, the first failure named: written keys
+// (first committer wins), read ranges (phantoms), read keys.
+struct ValidationSet {
+  Csn snapshot = 0;
+  std::vector<KeyRef> write_keys;
+  std::vector<RangeRef> read_ranges;
+  std::vector<KeyRef> read_keys;
+  BenignChange benign;
+};
+
+// A key whose committed value is computed at commit time from its latest
+// committed value (nullopt: absent). The function may refuse with kConflict.
+struct Merge {
+  Table table;
+  std::string key;
+  std::function<Result<std::optional<std::string>>(const std::optional<std::string>& latest)> fn;
+};
+
+struct CommitRequest {
+  std::vector<Write> writes;
+  std::vector<Merge> merges;
+  // Unset: the caller's own locking makes the batch safe (autocommit).
+  std::optional<ValidationSet> validation;
+  // Returns only once the commit is durable.
+  bool durable = false;
 };
 
 struct CommitResult {
   Csn csn = 0;
-  wal::Lsn end_lsn = 0;
+};
+
+// Why a commit was refused with kConflict.
+struct Conflict {
+  enum class Kind { kWrite, kPhantom, kRead, kMerge } kind = Kind::kWrite;
+  KeyRef key;  // the key that changed (for a phantom: the entry that appeared or went)
 };
 
 struct RecoveryReport {
@@ -63,23 +111,46 @@ struct RecoveryReport {
   double millis = 0;
 };
 
+struct WalStats {
+  uint64_t appends = 0;        // records appended since open
+  uint64_t bytes = 0;          // bytes appended since open, headers included
+  uint64_t syncs = 0;          // fdatasyncs done
+  uint64_t sync_requests = 0;  // callers that asked for durability
+  uint64_t segments_created = 0;
+};
+
 struct StoreStats {
   uint64_t commits = 0;
   uint64_t flushes = 0;
   uint64_t gc_versions_dropped = 0;
   uint64_t overlay_bytes = 0;
   uint64_t lmdb_bytes = 0;
-  wal::WriterStats wal{};
+  WalStats wal{};
+  RecoveryReport recovery{};
+};
+
+// The space the store may use (statfs of a LocalStore's directory).
+struct Space {
+  uint64_t total_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t avail_bytes = 0;  // free for unprivileged users
+};
+
+// Facts about the volume the store holds.
+struct VolumeInfo {
+  std::string uuid;
+  uint32_t chunk_size = 1 << 20;  // bytes of file data per extents key
+  std::string location;           // the volume directory (or cluster address)
 };
 
 class Store;
+class SegmentedData;
 
-// A registered snapshot: the flusher keeps every version it can see.
-// Move-only RAII; releases its registration on destruction.
+// A registered snapshot: the store keeps every version it can see until it
+// is destroyed. Move-only RAII.
 class Snapshot {
  public:
   Snapshot() = default;
-  Snapshot(Store* s, Csn csn) : store_(s), csn_(csn) {}
   Snapshot(Snapshot&& o) noexcept : store_(o.store_), csn_(o.csn_) { o.store_ = nullptr; }
   Snapshot& operator=(Snapshot&& o) noexcept;
   Snapshot(const Snapshot&) = delete;
@@ -88,142 +159,112 @@ class Snapshot {
   Csn csn() const { return csn_; }
 
  private:
+  friend class Store;
+  Snapshot(Store* s, Csn csn) : store_(s), csn_(csn) {}
   Store* store_ = nullptr;
   Csn csn_ = 0;
 };
 
 class Store {
  public:
-  // Opens the volume's store and recovers: replays COMMIT records past the
-  // applied LSN into the overlay, then flushes them.
-  static Result<std::unique_ptr<Store>> Open(const std::string& volume_dir,
-                                             const StoreOptions& opts);
-  ~Store();
+  virtual ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Stops the flusher, flushes everything, syncs WAL and LMDB. Idempotent.
-  Status Close();
+  // Makes everything committed durable in the store's home and releases it
+  // (background work stopped). Idempotent; nothing else may follow.
+  virtual Status Close() = 0;
 
-  Snapshot AcquireSnapshot();
-  Csn visible_csn() const { return visible_csn_.load(std::memory_order_acquire); }
+  // ---- snapshots ----
+  Snapshot AcquireSnapshot() { return Snapshot(this, RegisterSnapshot()); }
+  // The newest CSN a new snapshot would get.
+  virtual Csn visible_csn() const = 0;
+  // Oldest registered snapshot (kMaxCsn when none).
+  virtual Csn MinActiveSnapshot() = 0;
 
-  // Point read at snapshot `snap`: nullopt when absent or deleted.
-  Result<std::optional<std::string>> Get(Csn snap, Table t, std::string_view key);
+  // ---- reads at a snapshot ----
+  // nullopt when absent or deleted at `snap`. kMaxCsn reads the latest.
+  virtual Result<std::optional<std::string>> Get(Csn snap, Table t, std::string_view key) = 0;
   // Visits the live keys in [begin, end) (end empty: unbounded) visible at
   // `snap`, in key order, until fn returns false.
-  Status Scan(Csn snap, Table t, std::string_view begin, std::string_view end,
-              const std::function<bool(std::string_view key, std::string_view value)>& fn);
-  // Newest committed csn of `key` (0 if it never existed) — for validation.
-  Result<Csn> NewestCsn(Table t, std::string_view key);
-  // The first key in [begin, end) with a version newer than `snap` (a
-  // change, insertion or deletion after the snapshot), if any — phantom
-  // detection for serializable validation. REQUIRES: a Snapshot at or below
-  // `snap` is registered, so GC has kept every newer version and tombstone.
-  Result<std::optional<std::string>> ChangedSince(Table t, std::string_view begin,
-                                                  std::string_view end, Csn snap);
+  virtual Status Scan(
+      Csn snap, Table t, std::string_view begin, std::string_view end,
+      const std::function<bool(std::string_view key, std::string_view value)>& fn) = 0;
+  // CSN of the newest committed version of `key` (0: it never existed).
+  virtual Result<Csn> NewestCsn(Table t, std::string_view key) = 0;
 
-  // Appends file bytes to the WAL (not durable until a later commit syncs).
-  Result<DataRef> AppendData(std::string_view bytes);
-  Status ReadData(const DataRef& ref, uint64_t off, size_t n, char* out);
+  // ---- commits ----
+  // Publishes the request's writes (and merges) as one transaction under the
+  // next CSN: all or nothing, visible to snapshots taken afterwards. On a
+  // failed validation or merge returns kConflict and, if `conflict` is given,
+  // says which key.
+  virtual Result<CommitResult> Commit(CommitRequest req, Conflict* conflict = nullptr) = 0;
+  // Makes every commit so far durable (group commit: concurrent callers
+  // share the work).
+  virtual Status SyncAll() = 0;
 
-  // Commits `writes` as one transaction with the next CSN: logged, then
-  // visible. When durable, returns only after the COMMIT record is synced.
-  // `validate`, if set, runs under the commit mutex before the CSN is taken
-  // and may refuse the commit (used by optimistic transactions).
-  Result<CommitResult> Commit(std::vector<Write> writes, bool durable,
-                              const std::function<Status()>& validate = nullptr);
-  // Durable up to `lsn` (group commit).
-  Status SyncTo(wal::Lsn lsn);
-  Status SyncAll();
+  // ---- file data ----
+  // Stores bytes for a later commit to reference (durable with that commit).
+  virtual Result<DataRef> AppendData(std::string_view bytes) = 0;
+  // Reads n bytes at `off` within the bytes `ref` names.
+  virtual Status ReadData(const DataRef& ref, uint64_t off, size_t n, char* out) = 0;
 
-  uint64_t AllocateIno() { return next_ino_.fetch_add(1); }
-  uint64_t next_ino() const { return next_ino_.load(); }
+  // ---- inode numbers: unique for the volume's lifetime, never reused ----
+  virtual uint64_t AllocateIno() = 0;
+  virtual uint64_t next_ino() const = 0;
 
-  // Flushes the overlay up to the visible CSN into LMDB now.
-  Status Flush();
+  // ---- maintenance ----
+  // Moves committed state to its long-term home now (a LocalStore's overlay
+  // into LMDB); version GC runs with it.
+  virtual Status Flush() = 0;
+  // The data space when it is a log a checkpoint compacts (fs/checkpoint.h);
+  // nullptr for stores that reclaim data otherwise.
+  virtual SegmentedData* segmented_data() { return nullptr; }
 
-  // ---- checkpoint support (fuse/checkpoint.h drives it) ----
-  // Oldest registered snapshot (kMaxCsn when none).
-  Csn MinActiveSnapshot();
-  // The WAL position recovery would start from: everything before it is in
-  // LMDB. Segments below LsnSegment(applied_lsn()) are not needed to replay.
-  wal::Lsn applied_lsn() const { return applied_lsn_.load(std::memory_order_acquire); }
-  // The WAL segment being appended to (0 when read-only).
-  uint32_t wal_segment() const { return wal_ ? wal_->current_segment() : 0; }
-  // Every WAL segment file and its size, ascending.
-  Result<std::vector<std::pair<uint32_t, uint64_t>>> WalSegments();
-  // Deletes a WAL segment nothing needs any more. REQUIRES (checked): below
-  // both the applied LSN's segment and the segment being written; the caller
-  // guarantees no version any snapshot can see refers to it.
-  Status RemoveWalSegment(uint32_t segment);
-  // Visits every stored version of every key of `t` — overlay and LMDB,
-  // tombstones as nullopt — in no particular order.
-  Status ForEachVersion(Table t, const std::function<void(std::string_view key, Csn csn,
-                                                          std::optional<std::string_view> value)>& fn);
+  // ---- facts ----
+  virtual const VolumeInfo& info() const = 0;
+  virtual StoreStats Stats() const = 0;
+  virtual Result<Space> StatSpace() = 0;
+  // Sticky failure: once an I/O error poisoned the store, every mutation
+  // fails with it (the volume is read-only until remounted).
+  virtual Status health() const = 0;
 
-  const RecoveryReport& recovery() const { return recovery_; }
-  StoreStats Stats() const;
-  const std::string& uuid() const { return uuid_; }
-  uint32_t chunk_size() const { return chunk_size_; }
-  const std::string& volume_dir() const { return dir_; }
   // Test hook: stops background work and abandons the store without
-  // flushing or syncing, as a killed process would.
-  void TEST_Abandon();
-  // Number of LMDB versions stored for a logical key (tests of GC).
-  Result<int> TEST_LmdbVersions(Table t, std::string_view key);
+  // flushing or syncing, as a killed process would. Only destruction may follow.
+  virtual void TEST_Abandon() = 0;
 
-  // Sticky I/O failure: once set, every mutation fails (volume read-only).
-  Status health() const;
-
- private:
-  friend class Snapshot;
+ protected:
   Store() = default;
-  Status Recover();
-  void ReleaseSnapshot(Csn csn);
-  void FlusherLoop();
-  Status FlushLocked();  // REQUIRES: flush_mu_ held
-  Status GcKey(kv::WriteTxn& w, Table t, std::string_view key, Csn min_active, bool* done);
-  void SetFailed(const Status& s);
+  // Registers a snapshot at visible_csn() and returns its CSN; released by
+  // ReleaseSnapshot when the Snapshot goes away.
+  virtual Csn RegisterSnapshot() = 0;
+  virtual void ReleaseSnapshot(Csn csn) = 0;
+  friend class Snapshot;
+};
 
-  std::string dir_;
-  std::string uuid_;
-  uint32_t chunk_size_ = 1 << 20;
-  StoreOptions opts_;
-  std::unique_ptr<kv::Env> env_;
-  kv::Table tables_[kNumTables];
-  kv::Table meta_;
-  std::unique_ptr<wal::Writer> wal_;
-  Overlay overlay_;
-  RecoveryReport recovery_;
-
-  // Lock order: commit_mu_ before overlay part mutexes; flush_mu_ before
-  // commit_mu_; snap_mu_ is a leaf.
-  std::mutex commit_mu_;
-  Csn last_csn_ = 0;             // guarded by commit_mu_
-  wal::Lsn last_lsn_ = 0;        // end LSN of the last commit, guarded by commit_mu_
-  std::atomic<Csn> visible_csn_{0};
-  std::atomic<uint64_t> next_ino_{2};
-  std::atomic<uint64_t> commits_{0};
-
-  std::mutex snap_mu_;
-  std::map<Csn, int> active_snaps_;  // guarded by snap_mu_
-
-  std::mutex flush_mu_;
-  Csn flushed_csn_ = 0;  // guarded by flush_mu_
-  std::atomic<wal::Lsn> applied_lsn_{0};  // written under flush_mu_
-  std::set<std::pair<int, std::string>> gc_pending_;  // guarded by flush_mu_
-  std::atomic<uint64_t> flushes_{0};
-  std::atomic<uint64_t> gc_dropped_{0};
-
-  std::mutex bg_mu_;
-  std::condition_variable bg_cv_;
-  bool stop_ = false;  // guarded by bg_mu_
-  std::thread flusher_;
-  bool closed_ = false;
-
-  mutable std::mutex fail_mu_;
-  Status failed_;  // guarded by fail_mu_
+// A data space made of append-only segments, below a recovery point
+// (applied_lsn), that a checkpoint compacts: it relocates the live bytes of
+// sparse segments and deletes segments no version refers to.
+class SegmentedData {
+ public:
+  virtual ~SegmentedData() = default;
+  // Segments below this one are not needed to recover.
+  virtual uint32_t recovery_segment() const = 0;
+  // The segment being appended to.
+  virtual uint32_t current_segment() const = 0;
+  // Bytes at the start of every segment that hold no data (its header).
+  virtual uint64_t header_bytes() const = 0;
+  // Every segment and its size in bytes, ascending.
+  virtual Result<std::vector<std::pair<uint32_t, uint64_t>>> Segments() = 0;
+  // Deletes a segment nothing needs any more. REQUIRES (checked): below both
+  // recovery_segment() and current_segment(); the caller guarantees no
+  // version any snapshot can see refers to it.
+  virtual Status RemoveSegment(uint32_t segment) = 0;
+  // Visits every stored version of every key of `t` — tombstones as
+  // nullopt — in no particular order.
+  virtual Status ForEachVersion(
+      Table t, const std::function<void(std::string_view key, Csn csn,
+                                        std::optional<std::string_view> value)>& fn) = 0;
 };
 
 }  // namespace dbfs::mvcc

@@ -57,6 +57,7 @@ class VolumeLock {
 
   static Result<std::optional<std::string>> Holder(const std::string& volume_dir);
 
+  VolumeLock() = default;  // holds nothing
   VolumeLock(VolumeLock&& other) noexcept;
   VolumeLock& operator=(VolumeLock&& other) noexcept;
   VolumeLock(const VolumeLock&) = delete;

@@ -18,7 +18,7 @@
 
 #include "elle/cli.h"
 #include "elle/runner.h"
-#include "fuse/filesystem.h"
+#include "fuse/control.h"
 #include "tools/lib/control.h"
 
 namespace {
@@ -238,8 +238,8 @@ int main(int argc, char** argv) {
     std::fwrite(r->data(), 1, r->size(), stdout);
     return 0;
   };
-  if (*stats) return request(std::string(dbfs::kStatsXattr));
-  if (*checkpoint) return request(std::string(dbfs::kCheckpointXattr));
+  if (*stats) return request(std::string(dbfs::fuse::kStatsXattr));
+  if (*checkpoint) return request(std::string(dbfs::fuse::kCheckpointXattr));
   if (*status) return request("dbfs.tx.status");
   if (*run) return TxRun(mount, isolation, lock, retries, durable, cmd);
   if (*begin) {

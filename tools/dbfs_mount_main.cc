@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "fuse/ll_session.h"
+#include "tools/lib/daemon.h"
 
 namespace {
 
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "dbfs-mount 0.1.0");
   CLI11_PARSE(app, argc, argv);
 
-  dbfs::fuse::MountOptions o;
+  dbfs::MountOptions o;
   o.volume = volume;
   o.mountpoint = mountpoint;
   o.foreground = foreground || debug;
@@ -55,13 +55,13 @@ int main(int argc, char** argv) {
     o.fs.log_level = "debug";
   }
   for (const std::string& list : option_lists) {
-    if (dbfs::Status s = dbfs::fuse::ParseMountOptions(list, &o); !s.ok()) return Fail(s);
+    if (dbfs::Status s = dbfs::ParseMountOptions(list, &o); !s.ok()) return Fail(s);
   }
-  if (dbfs::Status s = dbfs::fuse::CheckMountTarget(&o); !s.ok()) return Fail(s);
+  if (dbfs::Status s = dbfs::CheckMountTarget(&o); !s.ok()) return Fail(s);
   // Without -f this forks first thing (no thread may exist yet) and returns
   // in the parent once the daemon's mount is live.
   dbfs::Status s =
-      o.foreground ? dbfs::fuse::RunMount(o, nullptr) : dbfs::fuse::RunMountInBackground(o);
+      o.foreground ? dbfs::RunMount(o, nullptr) : dbfs::RunMountInBackground(o);
   if (!s.ok()) return Fail(s);
   return 0;
 }

@@ -83,74 +83,42 @@ void Transaction::ForEachWrite(const std::function<void(Table, std::string_view)
   }
 }
 
-// Runs under the store's commit mutex: nothing can commit in between.
-Status Transaction::Validate(Validation v) {
-  const mvcc::Csn snap = snap_.csn();
-  auto changed = [&](int i, std::string_view key) -> Result<bool> {
-    DBFS_ASSIGN_OR_RETURN(mvcc::Csn newest, store_->NewestCsn(static_cast<Table>(i), key));
-    if (newest > snap && benign_) {
-      DBFS_ASSIGN_OR_RETURN(auto before, store_->Get(snap, static_cast<Table>(i), key));
-      DBFS_ASSIGN_OR_RETURN(auto after, store_->Get(mvcc::kMaxCsn, static_cast<Table>(i), key));
-      if (before && after && benign_(static_cast<Table>(i), *before, *after)) return false;
-    }
-    if (newest > snap) {
-      conflict_ = ConflictKey{static_cast<Table>(i), std::string(key)};
-      return true;
-    }
-    return false;
-  };
-  for (int i = 0; i < mvcc::kNumTables; ++i) {
-    for (const auto& kv : writes_[i]) {
-      if (merged_[i].count(kv.first)) continue;
-      DBFS_ASSIGN_OR_RETURN(bool c, changed(i, kv.first));
-      if (c) return Status::Conflict("write-write conflict");
-    }
-  }
-  if (v != Validation::kReadsAndWrites) return Status::Ok();
-  // Ranges first: a phantom names the entry that appeared, which is a more
-  // useful message than the directory record that changed with it.
-  for (int i = 0; i < mvcc::kNumTables; ++i) {
-    for (const auto& [b, e] : read_ranges_[i]) {
-      std::string from = b;
-      for (;;) {
-        DBFS_ASSIGN_OR_RETURN(auto k, store_->ChangedSince(static_cast<Table>(i), from, e, snap));
-        if (!k) break;
-        // A benign change of a key that existed before and after (a checkpoint
-        // moving file data) is not a phantom; look past it.
-        DBFS_ASSIGN_OR_RETURN(bool c, changed(i, *k));
-        if (c) return Status::Conflict("phantom: a range read by the transaction changed");
-        from = *k;
-        from.push_back('\0');
-      }
-    }
-  }
-  for (int i = 0; i < mvcc::kNumTables; ++i) {
-    for (const auto& key : read_keys_[i]) {
-      DBFS_ASSIGN_OR_RETURN(bool c, changed(i, key));
-      if (c) return Status::Conflict("read-write conflict");
-    }
-  }
-  return Status::Ok();
-}
-
 Result<mvcc::CommitResult> Transaction::Commit(bool durable, Validation v) {
   // A transaction commits at most once (a broken invariant, not a user error).
   if (committed_) return Status::Invalid("transaction already committed");
   committed_ = true;
-  if (empty()) {
-    if (v == Validation::kNone) return mvcc::CommitResult{snap_.csn(), 0};
-    // A read-only transaction is serializable at its snapshot: nothing to check.
-    return mvcc::CommitResult{snap_.csn(), 0};
-  }
-  std::vector<mvcc::Write> batch;
-  for (int i = 0; i < mvcc::kNumTables; ++i) {
-    for (auto& [k, v] : writes_[i]) {
-      batch.push_back(mvcc::Write{static_cast<Table>(i), k, std::move(v)});
+  // An empty transaction publishes nothing; read-only, it is serializable at
+  // its snapshot: nothing to check either.
+  if (empty()) return mvcc::CommitResult{snap_.csn()};
+  mvcc::CommitRequest req;
+  req.durable = durable;
+  if (v != Validation::kNone) {
+    mvcc::ValidationSet& vs = req.validation.emplace();
+    vs.snapshot = snap_.csn();
+    vs.benign = benign_;
+    for (int i = 0; i < mvcc::kNumTables; ++i) {
+      for (const auto& kv : writes_[i]) {
+        if (!merged_[i].count(kv.first)) vs.write_keys.push_back({static_cast<Table>(i), kv.first});
+      }
+      if (v != Validation::kReadsAndWrites) continue;
+      for (const auto& [b, e] : read_ranges_[i]) vs.read_ranges.push_back({static_cast<Table>(i), b, e});
+      for (const auto& key : read_keys_[i]) vs.read_keys.push_back({static_cast<Table>(i), key});
     }
   }
-  // writes_ keeps its keys (values were moved out): Validate reads them.
-  if (v == Validation::kNone) return store_->Commit(std::move(batch), durable);
-  return store_->Commit(std::move(batch), durable, [this, v] { return Validate(v); });
+  for (int i = 0; i < mvcc::kNumTables; ++i) {
+    for (auto& [k, val] : writes_[i]) {
+      auto fn = merge_fns_[i].find(k);
+      if (fn != merge_fns_[i].end()) {
+        req.merges.push_back(mvcc::Merge{static_cast<Table>(i), k, std::move(fn->second)});
+      } else {
+        req.writes.push_back(mvcc::Write{static_cast<Table>(i), k, std::move(val)});
+      }
+    }
+  }
+  mvcc::Conflict conflict;
+  auto r = store_->Commit(std::move(req), &conflict);
+  if (!r.ok() && r.status().code() == Code::kConflict) conflict_ = conflict.key;
+  return r;
 }
 
 }  // namespace dbfs::txn

@@ -52,6 +52,15 @@ class Transaction {
     auto& m = merged_[static_cast<int>(t)];
     auto it = m.find(key);
     if (it != m.end()) m.erase(it);
+    merge_fns_[static_cast<int>(t)].erase(std::string(key));
+  }
+  // At commit, the store computes the committed value of `key` with `fn`
+  // from the latest committed value (mvcc::Merge) instead of taking the
+  // write set's. Implies MergeAtCommit. The key must be in the write set.
+  using MergeFn = decltype(mvcc::Merge::fn);
+  void SetMerge(Table t, std::string key, MergeFn fn) {
+    merged_[static_cast<int>(t)].insert(key);
+    merge_fns_[static_cast<int>(t)][std::move(key)] = std::move(fn);
   }
   // Live keys in [begin, end), this transaction's writes included.
   Status Scan(Table t, std::string_view begin, std::string_view end,
@@ -70,7 +79,7 @@ class Transaction {
   void TrackReads() { track_reads_ = true; }
   // Tells validation that a change of a key between two values is benign
   // (not a conflict), e.g. an inode record that differs only in atime.
-  using BenignChange = std::function<bool(Table, std::string_view before, std::string_view after)>;
+  using BenignChange = mvcc::BenignChange;
   void SetBenignChange(BenignChange f) { benign_ = std::move(f); }
 
   bool empty() const;
@@ -80,20 +89,17 @@ class Transaction {
   void ForEachWrite(const std::function<void(Table, std::string_view)>& fn) const;
 
   enum class Validation { kNone, kWrites, kReadsAndWrites };
-  // Publishes the write set. An empty transaction commits nothing (but is
-  // still validated). On a conflict returns kConflict; conflict() then names
-  // the table and logical key that changed.
+  // Publishes the write set (validated by the store atomically with the
+  // commit, as `v` says). An empty transaction commits nothing. On a
+  // conflict returns kConflict; conflict() then names the table and logical
+  // key that changed.
   Result<mvcc::CommitResult> Commit(bool durable, Validation v = Validation::kNone);
-  struct ConflictKey {
-    Table table;
-    std::string key;
-  };
+  using ConflictKey = mvcc::KeyRef;
   const std::optional<ConflictKey>& conflict() const { return conflict_; }
 
  private:
   mvcc::Store* store_;
   mvcc::Snapshot snap_;
-  Status Validate(Validation v);
 
   std::map<std::string, std::optional<std::string>, std::less<>> writes_[mvcc::kNumTables];
   bool committed_ = false;
@@ -102,6 +108,7 @@ class Transaction {
   std::vector<std::pair<std::string, std::string>> read_ranges_[mvcc::kNumTables];
   std::optional<ConflictKey> conflict_;
   std::set<std::string, std::less<>> merged_[mvcc::kNumTables];
+  std::map<std::string, MergeFn, std::less<>> merge_fns_[mvcc::kNumTables];
   BenignChange benign_;
   uint64_t data_bytes_ = 0;
 };

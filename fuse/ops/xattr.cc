@@ -29,27 +29,13 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
                                              std::string_view(value, size), flags));
 }
 
-// The adapter's lock manager counters, appended to the engine's statistics
-// (`dbfs stats`: the dbfs.stats xattr of the root) as "lock_<name> <value>".
-void AppendLockStats(fuse_req_t req, std::string* text) {
-  const txn::LockStats st = AdapterOf(req).locks().stats();
-  const std::pair<const char*, uint64_t> rows[] = {
-      {"acquired", st.acquired},   {"immediate", st.immediate}, {"backoffs", st.backoffs},
-      {"waits", st.waits},         {"deadlocks", st.deadlocks}, {"cancelled", st.cancelled},
-      {"timeouts", st.timeouts},   {"would_block", st.would_block},
-  };
-  if (!text->empty() && text->back() != '\n') text->push_back('\n');
-  for (const auto& [key, value] : rows) {
-    text->append("lock_").append(key).append(" ").append(std::to_string(value)).append("\n");
-  }
-}
-
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  Result<std::string> r = AdapterOf(req).fs().GetXattr(CallerOf(req), ino, name);
-  if (r.ok() && ino == FUSE_ROOT_ID && name == kStatsXattr) {
-    AppendLockStats(req, &*r);
+  Adapter& a = AdapterOf(req);
+  // Virtual attributes of the root: the `dbfs` tool's control channel.
+  if (ControlChannel::IsControl(ino, name)) {
+    return ReplySized(req, a.control().Handle(CallerOf(req), name), size);
   }
-  ReplySized(req, r, size);
+  ReplySized(req, a.fs().GetXattr(CallerOf(req), ino, name), size);
 }
 
 void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {

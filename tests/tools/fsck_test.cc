@@ -17,8 +17,8 @@
 #include <random>
 #include <sstream>
 
-#include "fuse/filesystem.h"
-#include "fuse/inode_format.h"
+#include "fs/filesystem.h"
+#include "fs/inode_format.h"
 #include "kvstore/env.h"
 #include "mvcc/keys.h"
 #include "mvcc/superblock.h"

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "mvcc/local_store.h"
 #include "mvcc/superblock.h"
 #include "txn/inode_locks.h"
 
@@ -26,7 +27,7 @@ class TransactionTest : public ::testing::Test {
     ASSERT_EQ(mkdir((dir_ + "/meta").c_str(), 0700), 0);
     ASSERT_EQ(mkdir((dir_ + "/wal").c_str(), 0700), 0);
     ASSERT_TRUE(WriteSuperblock(dir_, NewSuperblock()).ok());
-    auto s = mvcc::Store::Open(dir_, {});
+    auto s = mvcc::LocalStore::Open(dir_, {});
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }

@@ -1,7 +1,7 @@
 // Client side of the daemon's control channel: commands are reads of
 // virtual xattrs ("dbfs.*") of the mount's root directory, so the daemon
 // learns the caller's pid and uid from the request itself (see
-// FilesystemImpl::Control and docs/ARCHITECTURE.md §8).
+// fuse/control.h and docs/ARCHITECTURE.md §8).
 #pragma once
 
 #include <string>

@@ -19,12 +19,12 @@
 #include <unordered_map>
 #include <utility>
 
-#include "fuse/filesystem.h"
-#include "fuse/inode_format.h"
+#include "fs/filesystem.h"
+#include "fs/inode_format.h"
 #include "kvstore/env.h"
 #include "mvcc/keys.h"
 #include "mvcc/redo.h"
-#include "mvcc/store.h"
+#include "mvcc/local_store.h"
 #include "mvcc/superblock.h"
 #include "mvcc/volume_lock.h"
 #include "wal/crc32c.h"
@@ -50,7 +50,7 @@ constexpr int kMaxRepairRounds = 3;
 constexpr uint64_t kMaxCsnAdvance = uint64_t{1} << 16;
 // Same for a next-inode counter below the largest inode number.
 constexpr uint64_t kMaxInoAdvance = uint64_t{1} << 24;
-// Limits of the filesystem layer (fuse/filesystem.cc).
+// Limits of the filesystem layer (fs/).
 constexpr size_t kSymlinkMax = 4095;
 constexpr size_t kXattrNameMax = 255;
 constexpr size_t kXattrValueMax = 65536;
@@ -615,7 +615,7 @@ class Pass {
   Lsn trusted_end_ = 0;    // the log before this LSN was read by replay (or applied)
   bool replay_ok_ = true;
 
-  std::unique_ptr<mvcc::Store> store_;  // repair pass only
+  std::unique_ptr<mvcc::LocalStore> store_;  // repair pass only
 
   // The model.
   std::map<uint64_t, Inode> inodes_;
@@ -717,7 +717,7 @@ bool Pass::ScanLmdb() {
     auto table = (*env)->OpenTable(name);
     if (!table.ok()) {
       if (table.status().code() == Code::kNotFound) {
-        // Store::Open (read-write) creates a missing table, empty.
+        // LocalStore::Open (read-write) creates a missing table, empty.
         Fix("LMDB table '" + name + "' is missing", "created empty");
         rt.readable = true;
       } else {
@@ -963,7 +963,7 @@ void Pass::WalChecks() {
 
 bool Pass::OpenStore() {
   mvcc::StoreOptions so;  // read-write: recovery replays and flushes, as a mount would
-  auto s = mvcc::Store::Open(dir_, so);
+  auto s = mvcc::LocalStore::Open(dir_, so);
   if (!s.ok()) {
     blocked = "the volume cannot be opened for repair: " + s.status().ToString();
     return false;

@@ -11,7 +11,7 @@
 #include <system_error>
 #include <vector>
 
-#include "fuse/filesystem.h"
+#include "fs/filesystem.h"
 #include "mvcc/volume_lock.h"
 
 namespace dbfs {

@@ -1,4 +1,5 @@
-// Checkpointer: gives back the WAL space that file data no longer needs.
+// Checkpointer: gives back the WAL space that file data no longer needs
+// (stores whose data space is a segmented log: mvcc::SegmentedData).
 //
 // File data lives in WAL DATA records (slices of the extents table point into
 // them), so the WAL only shrinks when whole segments stop being referenced. A
@@ -95,7 +96,7 @@ class Checkpointer {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;     // guarded by mu_
+  bool stop_ = false;      // guarded by mu_
   CheckpointStats stats_;  // guarded by mu_
   std::thread thread_;
 };

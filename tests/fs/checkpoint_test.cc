@@ -1,8 +1,8 @@
-// Checkpoint (fuse/checkpoint.h): WAL space comes back, file contents never
+// Checkpoint (fs/checkpoint.h): WAL space comes back, file contents never
 // change, and transactions or readers that began before a relocation are
 // neither broken nor aborted by it. Small (1 MiB) WAL segments so that a few
 // MiB of writes span many.
-#include "fuse/checkpoint.h"
+#include "fs/checkpoint.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <random>
 #include <sstream>
 
-#include "fuse/filesystem.h"
+#include "fs/filesystem.h"
 #include "tools/lib/fsck.h"
 #include "tests/testlib/temp_volume.h"
 #include "tools/lib/mkfs.h"
@@ -51,12 +51,12 @@ class CheckpointTest : public ::testing::Test {
     Open();
   }
 
-  // Runs a checkpoint through the control attribute; returns its report.
+  // Runs a checkpoint; returns its report as name -> value.
   std::map<std::string, uint64_t> Checkpoint() {
-    auto r = fs_->GetXattr(Caller{}, kRootIno, kCheckpointXattr);
+    auto r = fs_->Checkpoint();
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     std::map<std::string, uint64_t> rep;
-    std::istringstream in(r.ok() ? *r : "");
+    std::istringstream in(r.ok() ? r->ToString() : "");
     std::string k;
     uint64_t v;
     while (in >> k >> v) rep[k] = v;
@@ -186,7 +186,7 @@ TEST_F(CheckpointTest, RelocationDoesNotAbortATransactionThatReadTheFile) {
   fs_->Forget(junk, 1);  // Create's reference: no orphan
   ASSERT_TRUE(fs_->Unlink(c_, kRootIno, "junk").ok());
 
-  auto id = fs_->BeginTx(c_, /*serializable=*/true);
+  auto id = fs_->BeginTx(c_, TxOptions{});
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   const Caller t = InTx(*id);
   EXPECT_EQ(content, ReadAll(t, a));
@@ -201,7 +201,7 @@ TEST_F(CheckpointTest, RelocationDoesNotAbortATransactionThatReadTheFile) {
 
   auto commit = fs_->CommitTx(c_, *id, /*durable=*/false);
   ASSERT_TRUE(commit.ok()) << commit.status().ToString();
-  EXPECT_EQ(0u, commit->rfind("ok", 0)) << *commit;
+  EXPECT_EQ(TxOutcome::Kind::kCommitted, commit->kind) << commit->detail;
   EXPECT_EQ(content, ReadAll(c_, a));
   EXPECT_EQ("written inside", ReadAll(c_, b));
 
@@ -218,7 +218,7 @@ TEST_F(CheckpointTest, RelocationDoesNotAbortATransactionThatReadTheFile) {
 // reference yet, which the checkpoint must not delete.
 TEST_F(CheckpointTest, OpenTransactionKeepsTheSegmentsOfItsData) {
   std::mt19937_64 rng(9);
-  auto id = fs_->BeginTx(c_, /*serializable=*/true);
+  auto id = fs_->BeginTx(c_, TxOptions{});
   ASSERT_TRUE(id.ok());
   const Caller t = InTx(*id);
   const uint64_t x = Create(t, "x");
@@ -233,7 +233,7 @@ TEST_F(CheckpointTest, OpenTransactionKeepsTheSegmentsOfItsData) {
   Checkpoint();
   auto commit = fs_->CommitTx(c_, *id, /*durable=*/true);
   ASSERT_TRUE(commit.ok()) << commit.status().ToString();
-  EXPECT_EQ(0u, commit->rfind("ok", 0)) << *commit;
+  EXPECT_EQ(TxOutcome::Kind::kCommitted, commit->kind) << commit->detail;
   EXPECT_EQ(content, ReadAll(c_, x));
   Checkpoint();
   EXPECT_EQ(content, ReadAll(c_, x));
@@ -244,7 +244,7 @@ TEST_F(CheckpointTest, OpenTransactionKeepsTheSegmentsOfItsData) {
 // Aborted transactions leave dead data in the WAL; a checkpoint gives it back.
 TEST_F(CheckpointTest, AbortedTransactionsSpaceComesBack) {
   std::mt19937_64 rng(11);
-  auto id = fs_->BeginTx(c_, /*serializable=*/false);
+  auto id = fs_->BeginTx(c_, TxOptions{.serializable = false});
   ASSERT_TRUE(id.ok());
   const Caller t = InTx(*id);
   const uint64_t x = Create(t, "x");
@@ -261,15 +261,6 @@ TEST_F(CheckpointTest, AbortedTransactionsSpaceComesBack) {
   EXPECT_EQ(keep, ReadAll(c_, y));
   Crash();
   EXPECT_EQ(keep, ReadAll(c_, y));
-}
-
-// Only root may checkpoint (it rewrites data and may take long).
-TEST_F(CheckpointTest, OnlyRootMayCheckpoint) {
-  Caller user;
-  user.uid = 1000;
-  auto r = fs_->GetXattr(user, kRootIno, kCheckpointXattr);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(Code::kPermission, r.status().code());
 }
 
 }  // namespace

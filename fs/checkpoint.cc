@@ -1,4 +1,4 @@
-#include "fuse/checkpoint.h"
+#include "fs/checkpoint.h"
 
 #include <spdlog/spdlog.h>
 
@@ -7,8 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "fuse/inode_format.h"
-#include "wal/record_format.h"
+#include "fs/inode_format.h"
 
 namespace dbfs {
 
@@ -29,8 +28,8 @@ Status Materialize(mvcc::Store* store, const SliceList& l, uint32_t lo, uint32_t
   covered->assign(hi - lo, '\0');
   for (const Slice& s : l) {
     if (s.off < lo || s.end() > hi) return Status::Invalid("slice outside the range");
-    DBFS_RETURN_IF_ERROR(
-        store->ReadData(mvcc::DataRef{s.segment, s.data, s.len}, 0, s.len, bytes->data() + (s.off - lo)));
+    DBFS_RETURN_IF_ERROR(store->ReadData(mvcc::DataRef{s.segment, s.data, s.len}, 0, s.len,
+                                         bytes->data() + (s.off - lo)));
     std::fill(covered->begin() + (s.off - lo), covered->begin() + (s.end() - lo), '\1');
   }
   return Status::Ok();
@@ -52,7 +51,9 @@ bool ExtentsReadTheSame(mvcc::Store* store, std::string_view before, std::string
 
 std::string CheckpointReport::ToString() const {
   std::string s;
-  auto line = [&](const char* k, uint64_t v) { s += std::string(k) + " " + std::to_string(v) + "\n"; };
+  auto line = [&](const char* k, uint64_t v) {
+    s += std::string(k) + " " + std::to_string(v) + "\n";
+  };
   line("segments_before", segments_before);
   line("bytes_before", bytes_before);
   line("live_bytes", live_bytes);
@@ -105,7 +106,8 @@ void Checkpointer::Loop(uint64_t every_bytes, std::chrono::seconds interval) {
     const uint64_t bytes = store_->Stats().wal.bytes;
     const auto now = std::chrono::steady_clock::now();
     const bool by_size = every_bytes != 0 && bytes - last_bytes >= every_bytes;
-    const bool by_time = interval.count() != 0 && bytes != last_bytes && now - last_time >= interval;
+    const bool by_time =
+        interval.count() != 0 && bytes != last_bytes && now - last_time >= interval;
     if (!by_size && !by_time) continue;
     lk.unlock();
     auto r = Run();
@@ -136,16 +138,17 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
   const auto t0 = std::chrono::steady_clock::now();
   CheckpointReport rep;
   DBFS_RETURN_IF_ERROR(store_->Flush());
-  DBFS_ASSIGN_OR_RETURN(auto segments, store_->WalSegments());
+  // A store whose data space is not a log has nothing to compact here.
+  mvcc::SegmentedData* const log = store_->segmented_data();
+  if (log == nullptr) return rep;
+  DBFS_ASSIGN_OR_RETURN(auto segments, log->Segments());
   for (const auto& [seg, size] : segments) {
     ++rep.segments_before;
     rep.bytes_before += size;
   }
   // Only segments below both of these can go: the one being written, and the
   // one recovery starts replaying in.
-  auto limit = [&] {
-    return std::min(store_->wal_segment(), wal::LsnSegment(store_->applied_lsn()));
-  };
+  auto limit = [&] { return std::min(log->current_segment(), log->recovery_segment()); };
 
   // 1. Live bytes per segment, and the chunks with slices in old segments.
   std::map<uint32_t, uint64_t> live;
@@ -157,7 +160,7 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
   // below, so the barrier waits for it; writers that begin later append at
   // or above this limit.
   const uint32_t scan_limit = limit();
-  DBFS_RETURN_IF_ERROR(store_->Commit({}, /*durable=*/false).status());
+  DBFS_RETURN_IF_ERROR(store_->Commit(mvcc::CommitRequest{}).status());
   {
     mvcc::Snapshot snap = store_->AcquireSnapshot();
     const uint32_t lim = scan_limit;
@@ -186,8 +189,9 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
     std::set<uint32_t> victims;
     for (const auto& [seg, size] : segments) {
       if (seg >= lim) break;
-      const uint64_t capacity = size > wal::kSegmentDataStart ? size - wal::kSegmentDataStart : 0;
-      if (static_cast<double>(live[seg]) < options_.live_threshold * static_cast<double>(capacity)) {
+      const uint64_t capacity = size > log->header_bytes() ? size - log->header_bytes() : 0;
+      if (static_cast<double>(live[seg]) <
+          options_.live_threshold * static_cast<double>(capacity)) {
         victims.insert(seg);
       }
     }
@@ -200,17 +204,15 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
     uint64_t batch_bytes = 0;
     auto commit_batch = [&]() -> Status {
       if (batch.empty()) return Status::Ok();
-      const mvcc::Csn at = snap.csn();
-      std::vector<std::string> keys = batch_keys;
-      auto validate = [&]() -> Status {
-        for (const auto& k : keys) {
-          DBFS_ASSIGN_OR_RETURN(mvcc::Csn newest, store_->NewestCsn(Table::kExtents, k));
-          if (newest > at) return Status::Conflict("chunk changed during the checkpoint");
-        }
-        return Status::Ok();
-      };
-      const size_t n = batch.size();
-      auto r = store_->Commit(std::move(batch), /*durable=*/false, validate);
+      // A chunk a writer changed since the snapshot is a conflict.
+      mvcc::CommitRequest req;
+      mvcc::ValidationSet& v = req.validation.emplace();
+      v.snapshot = snap.csn();
+      for (auto& k : batch_keys)
+        v.write_keys.push_back(mvcc::KeyRef{Table::kExtents, std::move(k)});
+      req.writes = std::move(batch);
+      const size_t n = req.writes.size();
+      auto r = store_->Commit(std::move(req));
       batch.clear();
       batch_keys.clear();
       batch_bytes = 0;
@@ -226,8 +228,8 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
       std::string payload(c.bytes, '\0');
       uint64_t pos = 0;
       for (const Slice& s : c.slices) {
-        DBFS_RETURN_IF_ERROR(
-            store_->ReadData(mvcc::DataRef{s.segment, s.data, s.len}, 0, s.len, payload.data() + pos));
+        DBFS_RETURN_IF_ERROR(store_->ReadData(mvcc::DataRef{s.segment, s.data, s.len}, 0, s.len,
+                                              payload.data() + pos));
         pos += s.len;
       }
       DBFS_ASSIGN_OR_RETURN(mvcc::DataRef ref, store_->AppendData(payload));
@@ -270,7 +272,7 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
     DBFS_RETURN_IF_ERROR(store_->Flush());
     std::set<uint32_t> referenced;
     Status bad;
-    DBFS_RETURN_IF_ERROR(store_->ForEachVersion(
+    DBFS_RETURN_IF_ERROR(log->ForEachVersion(
         Table::kExtents, [&](std::string_view, mvcc::Csn, std::optional<std::string_view> v) {
           if (!v) return;
           auto l = DecodeSlices(*v);
@@ -285,12 +287,12 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
     for (const auto& [seg, size] : segments) {
       if (seg >= lim) break;
       if (referenced.count(seg)) continue;
-      DBFS_RETURN_IF_ERROR(store_->RemoveWalSegment(seg));
+      DBFS_RETURN_IF_ERROR(log->RemoveSegment(seg));
       ++rep.segments_removed;
       rep.bytes_removed += size;
     }
   }
-  DBFS_ASSIGN_OR_RETURN(auto after, store_->WalSegments());
+  DBFS_ASSIGN_OR_RETURN(auto after, log->Segments());
   for (const auto& [seg, size] : after) {
     ++rep.segments_after;
     rep.bytes_after += size;
@@ -307,8 +309,9 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
     spdlog::debug("checkpoint: nothing to reclaim ({:.0f} ms)", rep.millis);
   }
   if (rep.barrier_timed_out) {
-    spdlog::info("checkpoint: a snapshot older than the relocations is still open; segments are "
-                 "removed by a later checkpoint");
+    spdlog::info(
+        "checkpoint: a snapshot older than the relocations is still open; segments are "
+        "removed by a later checkpoint");
   }
   return rep;
 }

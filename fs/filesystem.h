@@ -1,19 +1,36 @@
-// Filesystem: POSIX semantics over DBFS transactions, addressed by inode
-// number like the FUSE low-level API, but with no FUSE types: it can be
-// driven by the FUSE adapter (fuse/ll_ops.cc), the Elle protocol server, or a
-// unit test without a mount.
+// Filesystem: the POSIX engine of DBFS — POSIX semantics over transactions
+// on a versioned store (mvcc/store.h), addressed by inode number like the
+// FUSE low-level API, but with no FUSE types: it is driven by the FUSE
+// adapter (fuse/), the Elle protocol server (elle/server.h), or a unit test
+// without a mount.
 //
 // Every mutating method is one transaction: all of it becomes visible (and,
-// after a crash, recovered) or none of it. Thread-safe: every method may be
-// called concurrently from any thread.
+// after a crash, recovered) or none of it — unless the caller runs inside an
+// explicit transaction (Caller::tx), whose operations commit together.
+// Thread-safe: every method may be called concurrently from any thread.
+//
+// Where each concern lives (all behind this one class):
+//   fs/namespace.cc      lookup, create, mknod, mkdir, symlink, link, unlink, rmdir, rename
+//   fs/data.cc           open, read, write, truncate, fallocate, lseek, copy_file_range
+//   fs/slices.{h,cc}     the slice lists of file chunks
+//   fs/attributes.cc     getattr, setattr, access, statfs
+//   fs/xattrs.cc         extended attributes
+//   fs/directories.cc    directory listings
+//   fs/references.cc     kernel lookup/open references, orphans and their reclamation
+//   fs/transactions.cc   explicit transactions: registry, operation scopes, commit, abort,
+//                        limits and the reaper; fs/tx_locking.cc: --lock mode;
+//                        fs/directory_deltas.cc: merged parent-directory changes
+//   fs/checkpoint.{h,cc} WAL space reclamation
+//   fs/stats.cc          counters
+//   fs/inode_format.h    value formats of the tables
 #pragma once
 
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -24,15 +41,13 @@
 
 namespace dbfs {
 
-namespace mvcc { class Store; }
-class FilesystemImpl;
+namespace mvcc {
+class Store;
+}
+class Engine;
+struct CheckpointReport;
 
 inline constexpr uint64_t kRootIno = 1;
-// Virtual xattr of the root directory: "name value" lines of FsStats and
-// engine counters, read by `dbfs stats`.
-inline constexpr std::string_view kStatsXattr = "dbfs.stats";
-// Reading it runs a checkpoint (root only) and returns its report.
-inline constexpr std::string_view kCheckpointXattr = "dbfs.checkpoint";
 inline constexpr size_t kNameMax = 255;
 // Largest file size DBFS accepts (EFBIG beyond): 8 EiB - 1 would overflow
 // chunk arithmetic; 2^60 bytes is far beyond the 1 TiB the format promises.
@@ -46,8 +61,9 @@ struct Caller {
   uint32_t gid = 0;
   int32_t pid = 0;
   uint32_t umask = 0;  // already applied by the kernel when it sends a mode
-  // Explicit transaction to run in, for callers that are not processes (the
-  // Elle protocol server); 0: found from the pid's ancestry, if any.
+  // The explicit transaction the request runs in (0: none, autocommit). The
+  // adapter finds it from the calling process (fuse/tx_binding.h); the Elle
+  // server names its own.
   uint64_t tx = 0;
 };
 
@@ -109,12 +125,12 @@ struct FsStat {
 };
 
 struct FsOptions {
-  bool sync = false;        // -o sync: every operation durable before it returns
-  bool noatime = false;     // never update atime (default: relatime rules)
-  std::string log_level;    // informational; logging is set up by the caller
-  uint64_t tx_timeout_s = 15 * 60;         // -o tx_timeout=: explicit transactions older are aborted
+  bool sync = false;                // -o sync: every operation durable before it returns
+  bool noatime = false;             // never update atime (default: relatime rules)
+  std::string log_level;            // informational; logging is set up by the caller
+  uint64_t tx_timeout_s = 15 * 60;  // -o tx_timeout=: explicit transactions older are aborted
   uint64_t tx_max_bytes = uint64_t{4} << 30;  // -o tx_max_bytes=: data one transaction may write
-  // Background checkpoints (fuse/checkpoint.h): after this much WAL
+  // Background checkpoints (fs/checkpoint.h, StartBackgroundCheckpoints): after this much WAL
   // (-o checkpoint_mb=, 0 = never by size) and every this many seconds when
   // anything was written (-o checkpoint_interval=, 0 = never by time).
   uint64_t checkpoint_bytes = uint64_t{256} << 20;
@@ -126,19 +142,90 @@ struct FsOptions {
   uint64_t wal_segment_bytes = uint64_t{64} << 20;
 };
 
-// Counters shown by `dbfs stats`.
+// Counters shown by `dbfs stats` (ForEachCounter in fs/stats.h names them).
 struct FsStats {
+  // store
   uint64_t commits = 0;
   uint64_t fsync_calls = 0;
+  uint64_t wal_sync_requests = 0;
   uint64_t wal_syncs = 0;
   uint64_t wal_bytes = 0;
+  uint64_t wal_segments_created = 0;
   uint64_t flushes = 0;
+  uint64_t gc_versions_dropped = 0;
+  uint64_t overlay_bytes = 0;
+  uint64_t lmdb_bytes = 0;
+  uint64_t visible_csn = 0;
+  uint64_t next_ino = 0;
+  // explicit transactions, and the locks of --lock ones
+  uint64_t tx_commits = 0;
+  uint64_t tx_conflicts = 0;
+  uint64_t tx_aborts = 0;
+  uint64_t tx_aborts_deadlock = 0;
+  uint64_t tx_lock_rebases = 0;
+  uint64_t tx_lock_acquired = 0;
+  uint64_t tx_lock_immediate = 0;
+  uint64_t tx_lock_backoffs = 0;
+  uint64_t tx_lock_waits = 0;
+  uint64_t tx_lock_deadlocks = 0;
+  uint64_t tx_lock_cancelled = 0;
+  // recovery at open, checkpoints
+  uint64_t recovery_commits_replayed = 0;
+  uint64_t recovery_micros = 0;
+  uint64_t checkpoints = 0;
+  uint64_t checkpoint_relocated_bytes = 0;
+  uint64_t checkpoint_segments_removed = 0;
+  uint64_t checkpoint_bytes_removed = 0;
+};
+
+// How an explicit transaction runs.
+struct TxOptions {
+  bool serializable = true;  // false: snapshot isolation
+  // Pessimistic mode (`dbfs tx run --lock`): an exclusive lock on every inode
+  // it writes, and on every non-directory it reads, held until it ends;
+  // conflicting --lock transactions wait for each other (ARCHITECTURE.md §8).
+  bool lock = false;
+  // The process the caller binds it to (shown by ListTx and in logs). A
+  // transaction with root_pid 0 is joined by id only, and is forgotten once
+  // ended by the daemon and unclaimed for twice tx_timeout.
+  int32_t root_pid = 0;
+};
+
+// How CommitTx or AbortTx ended a transaction.
+struct TxOutcome {
+  enum class Kind { kCommitted, kAborted, kConflict, kDeadlock };
+  Kind kind = Kind::kAborted;
+  uint64_t csn = 0;    // kCommitted: the commit's CSN
+  std::string detail;  // kConflict: the path that changed; kDeadlock: the cycle
+};
+
+// An open transaction, as `dbfs tx status` shows it.
+struct TxInfo {
+  uint64_t id = 0;
+  int32_t root_pid = 0;
+  uint32_t uid = 0;
+  bool serializable = true;
+  bool lock = false;
+  double age_seconds = 0;
+  // busy: one of its operations runs right now (the counts below are then
+  // unknown); waiting_on: the inode whose --lock lock it waits for (0: none).
+  bool busy = false;
+  uint64_t waiting_on = 0;
+  uint64_t writes = 0;
+  uint64_t data_bytes = 0;
+  uint64_t locks = 0;
 };
 
 class Filesystem {
  public:
-  // Opens (and recovers) the volume at `volume_dir`. Starts background work.
-  static Result<std::unique_ptr<Filesystem>> Open(const std::string& volume_dir,
+  // ---- volume lifecycle ----
+  // Opens (and recovers) the volume `volume` (a volume directory), taking its
+  // lock for this process until Close. Starts the transaction reaper;
+  // background checkpoints start with StartBackgroundCheckpoints.
+  static Result<std::unique_ptr<Filesystem>> Open(const std::string& volume,
+                                                  const FsOptions& options);
+  // The same over a store the caller opened (tests, tools).
+  static Result<std::unique_ptr<Filesystem>> Open(std::unique_ptr<mvcc::Store> store,
                                                   const FsOptions& options);
   // Writes the initial state of a new volume (root directory, counters)
   // into `volume_dir`, whose superblock, meta/ and wal/ mkfs has created.
@@ -147,19 +234,23 @@ class Filesystem {
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;
 
-  // Clean shutdown: reclaims orphans nobody references, flushes everything to
-  // LMDB and syncs, so the next mount needs no recovery. Idempotent.
+  // Clean shutdown: aborts open transactions, reclaims orphans nobody
+  // references, flushes everything and syncs, so the next mount needs no
+  // recovery. Idempotent.
   Status Close();
+  // Background checkpoints by WAL growth and time (FsOptions). Stopped by Close.
+  void StartBackgroundCheckpoints();
+  // Runs a checkpoint now and reports what it reclaimed.
+  Result<CheckpointReport> Checkpoint();
+  Result<FsStat> StatFs();
+  // Makes every committed operation durable (syncfs).
+  Status SyncAll(const Caller& c);
+  FsStats Stats() const;
 
-  // ---- namespace ----
+  // ---- namespace (fs/namespace.cc) ----
   // Lookup, Mknod, Mkdir, Symlink, Link and Create count one kernel lookup
   // reference on the returned inode (released by Forget).
   Result<Attr> Lookup(const Caller& c, uint64_t parent, std::string_view name);
-  void Forget(uint64_t ino, uint64_t nlookup);
-  // Adds one kernel lookup reference (readdirplus entries).
-  void AddLookup(uint64_t ino);
-  Result<Attr> GetAttr(const Caller& c, uint64_t ino);
-  Result<Attr> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in);
   Result<Attr> Mknod(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode,
                      uint64_t rdev);
   Result<Attr> Mkdir(const Caller& c, uint64_t parent, std::string_view name, uint32_t mode);
@@ -172,10 +263,19 @@ class Filesystem {
   Status Rename(const Caller& c, uint64_t parent, std::string_view name, uint64_t newparent,
                 std::string_view newname, unsigned flags);
   Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t newparent, std::string_view newname);
+
+  // ---- kernel references (fs/references.cc) ----
+  void Forget(uint64_t ino, uint64_t nlookup);
+  // Adds one kernel lookup reference (readdirplus entries).
+  void AddLookup(uint64_t ino);
+
+  // ---- attributes (fs/attributes.cc) ----
+  Result<Attr> GetAttr(const Caller& c, uint64_t ino);
+  Result<Attr> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in);
   // Checks `mask` (R_OK/W_OK/X_OK/F_OK) for the caller like access(2).
   Status Access(const Caller& c, uint64_t ino, int mask);
 
-  // ---- files ----
+  // ---- file data (fs/data.cc) ----
   // Returns a file handle. `flags` are open(2) flags (O_TRUNC honoured).
   // *size (if given): the file's size once opened (after O_TRUNC).
   Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags, uint64_t* size = nullptr);
@@ -191,8 +291,8 @@ class Filesystem {
   // `writeback`: the kernel writing back pages of a shared mapping, which
   // belong to the transaction the handle was opened in (if any), not to the
   // caller's.
-  Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
-                       const char* data, size_t size, bool writeback = false);
+  Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, const char* data,
+                       size_t size, bool writeback = false);
   Status Flush(uint64_t ino, uint64_t fh);
   Status Release(uint64_t ino, uint64_t fh);
   Status Fsync(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);
@@ -204,7 +304,7 @@ class Filesystem {
   Result<size_t> CopyFileRange(const Caller& c, uint64_t ino_in, uint64_t fh_in, uint64_t off_in,
                                uint64_t ino_out, uint64_t fh_out, uint64_t off_out, size_t len);
 
-  // ---- directories ----
+  // ---- directories (fs/directories.cc) ----
   // Materializes a stable listing ("." and ".." first) for the handle.
   Result<uint64_t> OpenDir(const Caller& c, uint64_t ino);
   // Entries of the handle's listing from index `offset` on. The pointer stays
@@ -213,33 +313,36 @@ class Filesystem {
   Status ReleaseDir(uint64_t ino, uint64_t fh);
   Status FsyncDir(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);
 
-  // ---- xattrs ----
+  // ---- extended attributes (fs/xattrs.cc) ----
   // flags: 0, XATTR_CREATE, XATTR_REPLACE.
   Status SetXattr(const Caller& c, uint64_t ino, std::string_view name, std::string_view value,
                   int flags);
-  // On the root, names starting with "dbfs." are control commands (see
-  // FilesystemImpl::Control): stats and explicit transactions.
   Result<std::string> GetXattr(const Caller& c, uint64_t ino, std::string_view name);
   // NUL-separated list of names, as listxattr(2) returns it.
   Result<std::string> ListXattr(const Caller& c, uint64_t ino);
   Status RemoveXattr(const Caller& c, uint64_t ino, std::string_view name);
 
-  // ---- volume ----
-  Result<FsStat> StatFs();
-  // Makes every committed operation durable (syncfs).
-  Status SyncAll(const Caller& c);
-  FsStats Stats() const;
+  // ---- explicit transactions (fs/transactions.cc) ----
+  // Begins a transaction; requests join it by setting Caller::tx = the id.
+  // Busy when the caller already runs in one.
+  Result<uint64_t> BeginTx(const Caller& c, const TxOptions& options);
+  // Validates and commits (durable: synced before it returns), or reports
+  // the conflict or the deadlock that ended it; the transaction is gone
+  // afterwards either way. NotFound for an unknown id, Permission for
+  // another user's transaction (unless the caller is root).
+  Result<TxOutcome> CommitTx(const Caller& c, uint64_t id, bool durable);
+  // kAborted, or kDeadlock when the daemon had already aborted it as a
+  // deadlock victim.
+  Result<TxOutcome> AbortTx(const Caller& c, uint64_t id);
+  // Aborts `id` on the daemon's own behalf (its root process is gone, ...).
+  Status AbortTxInternally(uint64_t id, std::string_view reason);
+  // Whether `id` is still registered (open, or ended by the daemon and not
+  // yet claimed by its owner).
+  bool TxExists(uint64_t id);
+  // The open transactions, by id.
+  std::vector<TxInfo> ListTx();
 
-  // ---- explicit transactions and the kernel's caches ----
-  // Begins a transaction not bound to any process: requests join it by
-  // setting Caller::tx. Commit returns "ok CSN", "conflict PATH" or
-  // "deadlock DESCRIPTION". lock: pessimistic mode (`dbfs tx run --lock`):
-  // the transaction takes an exclusive lock on every inode it writes, and on
-  // every non-directory it reads, held until it ends; conflicting --lock
-  // transactions wait for each other (docs/ARCHITECTURE.md §8).
-  Result<uint64_t> BeginTx(const Caller& c, bool serializable, bool lock = false);
-  Result<std::string> CommitTx(const Caller& c, uint64_t id, bool durable);
-  Status AbortTx(const Caller& c, uint64_t id);
+  // ---- the kernel's caches ----
   // True when replies about `ino` to this caller must not be cached by the
   // kernel (zero entry/attr timeouts, direct I/O): the caller is inside an
   // explicit transaction, or an open transaction has touched the inode.
@@ -269,8 +372,8 @@ class Filesystem {
   bool TEST_TxHoldsLock(uint64_t tx, uint64_t ino);
 
  private:
-  explicit Filesystem(std::unique_ptr<FilesystemImpl> impl);
-  std::unique_ptr<FilesystemImpl> impl_;
+  explicit Filesystem(std::unique_ptr<Engine> engine);
+  std::unique_ptr<Engine> engine_;
 };
 
 }  // namespace dbfs

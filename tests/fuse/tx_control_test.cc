@@ -1,6 +1,8 @@
-// Explicit transactions at the Filesystem level: requests from this
-// process's pid run inside the transaction bound to it; requests with pid 0
-// come from "outside".
+// Explicit transactions through the control channel (fuse/control.h), the
+// process bindings (fuse/tx_binding.h) and the engine, without a mount:
+// requests from this process's pid run inside the transaction bound to it
+// (the adapter's CallerOf resolves them the same way: R below); requests
+// with pid 0 come from "outside".
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,7 +18,9 @@
 #include <set>
 #include <thread>
 
-#include "fuse/filesystem.h"
+#include "fs/filesystem.h"
+#include "fuse/control.h"
+#include "fuse/tx_binding.h"
 #include "tools/lib/fsck.h"
 #include "tests/testlib/temp_volume.h"
 #include "tools/lib/mkfs.h"
@@ -31,26 +35,39 @@ class TxTest : public ::testing::Test {
     ASSERT_TRUE(vol_->ok());
     root_ = vol_->root();
     dir_ = vol_->dir();
-    auto f = Filesystem::Open(dir_, {});
-    ASSERT_TRUE(f.ok()) << f.status().ToString();
-    fs_ = std::move(f).value();
+    ASSERT_NO_FATAL_FAILURE(Open({}));
     in_.pid = getpid();
   }
-  // Closes the volume and opens it again with tx_timeout = `seconds`.
-  void ReopenWithTxTimeout(uint64_t seconds) {
-    fs_.reset();
-    FsOptions o;
-    o.tx_timeout_s = seconds;
+  void Open(const FsOptions& o) {
     auto f = Filesystem::Open(dir_, o);
     ASSERT_TRUE(f.ok()) << f.status().ToString();
     fs_ = std::move(f).value();
+    bindings_ = std::make_unique<fuse::TxBindings>(fs_.get());
+    control_ = std::make_unique<fuse::ControlChannel>(fs_.get(), bindings_.get());
+  }
+  void Close() {
+    control_.reset();
+    bindings_.reset();
+    fs_.reset();
+  }
+  // The caller as the adapter sees it: with the transaction its process is bound to.
+  Caller R(Caller c) {
+    c.tx = bindings_->TxOf(c.pid);
+    return c;
+  }
+  // Closes the volume and opens it again with tx_timeout = `seconds`.
+  void ReopenWithTxTimeout(uint64_t seconds) {
+    Close();
+    FsOptions o;
+    o.tx_timeout_s = seconds;
+    ASSERT_NO_FATAL_FAILURE(Open(o));
   }
   void TearDown() override {
-    fs_.reset();
+    Close();
     vol_.reset();
   }
   std::string Ctl(const std::string& cmd) {
-    auto r = fs_->GetXattr(out_, kRootIno, cmd);
+    auto r = control_->Handle(out_, cmd);
     EXPECT_TRUE(r.ok()) << cmd << ": " << r.status().ToString();
     return r.ok() ? *r : "";
   }
@@ -58,30 +75,30 @@ class TxTest : public ::testing::Test {
     return Ctl("dbfs.tx.begin:" + std::to_string(getpid()) + ":" + iso);
   }
   uint64_t Write(const Caller& c, const std::string& name, const std::string& data) {
-    auto l = fs_->Lookup(c, kRootIno, name);
+    auto l = fs_->Lookup(R(c), kRootIno, name);
     uint64_t ino, fh;
     if (l.ok()) {
       ino = l->ino;
-      auto o = fs_->Open(c, ino, O_RDWR | O_TRUNC);
+      auto o = fs_->Open(R(c), ino, O_RDWR | O_TRUNC);
       EXPECT_TRUE(o.ok());
       fh = *o;
     } else {
-      auto cr = fs_->Create(c, kRootIno, name, 0644, O_RDWR);
+      auto cr = fs_->Create(R(c), kRootIno, name, 0644, O_RDWR);
       EXPECT_TRUE(cr.ok()) << cr.status().ToString();
       ino = cr->attr.ino;
       fh = cr->fh;
     }
-    EXPECT_TRUE(fs_->Write(c, ino, fh, 0, data.data(), data.size()).ok());
+    EXPECT_TRUE(fs_->Write(R(c), ino, fh, 0, data.data(), data.size()).ok());
     EXPECT_TRUE(fs_->Release(ino, fh).ok());
     return ino;
   }
   std::optional<std::string> Read(const Caller& c, const std::string& name) {
-    auto l = fs_->Lookup(c, kRootIno, name);
+    auto l = fs_->Lookup(R(c), kRootIno, name);
     if (!l.ok()) return std::nullopt;
-    auto o = fs_->Open(c, l->ino, O_RDONLY);
+    auto o = fs_->Open(R(c), l->ino, O_RDONLY);
     EXPECT_TRUE(o.ok());
     std::string buf(4096, '\0');
-    auto n = fs_->Read(c, l->ino, *o, 0, buf.size(), buf.data());
+    auto n = fs_->Read(R(c), l->ino, *o, 0, buf.size(), buf.data());
     EXPECT_TRUE(fs_->Release(l->ino, *o).ok());
     buf.resize(n.ok() ? *n : 0);
     return buf;
@@ -90,6 +107,8 @@ class TxTest : public ::testing::Test {
   std::unique_ptr<testing::TempVolume> vol_;
   std::string root_, dir_;
   std::unique_ptr<Filesystem> fs_;
+  std::unique_ptr<fuse::TxBindings> bindings_;
+  std::unique_ptr<fuse::ControlChannel> control_;
   Caller in_, out_;
 };
 
@@ -98,14 +117,14 @@ TEST_F(TxTest, ChangesAreInvisibleOutsideUntilCommit) {
   const std::string id = Begin();
   Write(in_, "f", "new");
   Write(in_, "g", "created");
-  ASSERT_TRUE(fs_->Unlink(in_, kRootIno, "f").ok() || true);
+  ASSERT_TRUE(fs_->Unlink(R(in_), kRootIno, "f").ok() || true);
   // Inside: own writes (f was unlinked, g exists).
   EXPECT_EQ(Read(in_, "f"), std::nullopt);
   EXPECT_EQ(Read(in_, "g"), "created");
   // Outside: the committed state only.
   EXPECT_EQ(Read(out_, "f"), "old");
   EXPECT_EQ(Read(out_, "g"), std::nullopt);
-  EXPECT_TRUE(fs_->Uncached(in_, kRootIno));
+  EXPECT_TRUE(fs_->Uncached(R(in_), kRootIno));
   EXPECT_TRUE(fs_->Uncached(out_, kRootIno));  // touched by an open transaction
   EXPECT_EQ(Ctl("dbfs.tx.commit:" + id).substr(0, 3), "ok ");
   EXPECT_EQ(Read(out_, "f"), std::nullopt);
@@ -117,7 +136,7 @@ TEST_F(TxTest, AbortDiscardsEverything) {
   Write(out_, "keep", "1");
   const std::string id = Begin();
   Write(in_, "keep", "2");
-  ASSERT_TRUE(fs_->Mkdir(in_, kRootIno, "d", 0755).ok());
+  ASSERT_TRUE(fs_->Mkdir(R(in_), kRootIno, "d", 0755).ok());
   EXPECT_EQ(Ctl("dbfs.tx.abort:" + id), "ok");
   EXPECT_EQ(Read(out_, "keep"), "1");
   EXPECT_EQ(fs_->Lookup(out_, kRootIno, "d").status().code(), Code::kNotFound);
@@ -139,7 +158,7 @@ TEST_F(TxTest, AutocommitWinsAndTheTransactionFailsNamingThePath) {
 TEST_F(TxTest, PhantomCreationInAListedDirectoryFailsSerializableOnly) {
   for (std::string iso : {"serializable", "snapshot"}) {
     const std::string id = Begin(iso);
-    auto dh = fs_->OpenDir(in_, kRootIno);  // the transaction lists /
+    auto dh = fs_->OpenDir(R(in_), kRootIno);  // the transaction lists /
     ASSERT_TRUE(dh.ok());
     ASSERT_TRUE(fs_->ReleaseDir(kRootIno, *dh).ok());
     Write(in_, "summary-" + iso, "n");
@@ -157,11 +176,11 @@ TEST_F(TxTest, UnlinkedInsideAndCommittedIsReclaimed) {
   uint64_t ino = Write(out_, "victim", "data");
   fs_->Forget(ino, 2);  // drop the kernel references Write's lookups counted
   const std::string id = Begin();
-  ASSERT_TRUE(fs_->Unlink(in_, kRootIno, "victim").ok());
+  ASSERT_TRUE(fs_->Unlink(R(in_), kRootIno, "victim").ok());
   EXPECT_TRUE(fs_->GetAttr(out_, ino).ok());
   EXPECT_EQ(Ctl("dbfs.tx.commit:" + id).substr(0, 3), "ok ");
   EXPECT_EQ(fs_->GetAttr(out_, ino).status().code(), Code::kNotFound);
-  fs_.reset();
+  Close();
   FsckReport r = Fsck(dir_, {});
   for (const auto& e : r.errors) ADD_FAILURE() << e;
 }
@@ -170,13 +189,30 @@ TEST_F(TxTest, StatusListsOpenTransactionsAndBadCommandsFail) {
   const std::string id = Begin();
   const std::string st = Ctl("dbfs.tx.status");
   EXPECT_NE(st.find("tx " + id + " pid " + std::to_string(getpid())), std::string::npos) << st;
-  EXPECT_FALSE(fs_->GetXattr(out_, kRootIno, "dbfs.tx.commit:999").ok());
-  EXPECT_FALSE(fs_->GetXattr(out_, kRootIno, "dbfs.tx.begin:notapid").ok());
+  EXPECT_FALSE(control_->Handle(out_, "dbfs.tx.commit:999").ok());
+  EXPECT_FALSE(control_->Handle(out_, "dbfs.tx.begin:notapid").ok());
   // One transaction per process tree.
-  EXPECT_EQ(fs_->GetXattr(out_, kRootIno, "dbfs.tx.begin:" + std::to_string(getpid())).status().code(),
+  EXPECT_EQ(control_->Handle(out_, "dbfs.tx.begin:" + std::to_string(getpid())).status().code(),
             Code::kBusy);
   EXPECT_EQ(Ctl("dbfs.tx.abort:" + id), "ok");
   EXPECT_EQ(Ctl("dbfs.tx.status"), "");
+}
+
+// Only root may checkpoint (it rewrites data and may take long).
+TEST_F(TxTest, OnlyRootMayCheckpoint) {
+  Caller user;
+  user.uid = 1000;
+  auto r = control_->Handle(user, fuse::kCheckpointXattr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Code::kPermission, r.status().code());
+  auto root = control_->Handle(out_, fuse::kCheckpointXattr);
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  EXPECT_NE(root->find("segments_after "), std::string::npos) << *root;
+}
+
+TEST_F(TxTest, UnknownControlAttributeIsNoData) {
+  EXPECT_EQ(control_->Handle(out_, "dbfs.nonsense").status().code(), Code::kNoData);
+  EXPECT_EQ(control_->Handle(out_, "dbfs.tx.commit:1:maybe").status().code(), Code::kInvalid);
 }
 
 }  // namespace
@@ -195,7 +231,7 @@ TEST_F(TxTest, IdleTransactionPastTimeoutIsAbortedByTheReaper) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(Ctl("dbfs.tx.status"), "");
-  EXPECT_FALSE(fs_->GetXattr(out_, kRootIno, "dbfs.tx.commit:" + id).ok());
+  EXPECT_FALSE(control_->Handle(out_, "dbfs.tx.commit:" + id).ok());
   EXPECT_EQ(Read(out_, "never"), std::nullopt);
 }
 
@@ -211,14 +247,14 @@ TEST_F(TxTest, TransactionsCreatingDifferentNamesInOneDirectoryBothCommit) {
   in2.pid = other;
   const std::string a = Begin();
   const std::string b = Ctl("dbfs.tx.begin:" + std::to_string(other));
-  ASSERT_TRUE(fs_->Mkdir(in_, kRootIno, "from-a", 0755).ok());
-  ASSERT_TRUE(fs_->Mkdir(in2, kRootIno, "from-b", 0755).ok());
+  ASSERT_TRUE(fs_->Mkdir(R(in_), kRootIno, "from-a", 0755).ok());
+  ASSERT_TRUE(fs_->Mkdir(R(in2), kRootIno, "from-b", 0755).ok());
   EXPECT_EQ(Ctl("dbfs.tx.commit:" + a).substr(0, 3), "ok ");
   EXPECT_EQ(Ctl("dbfs.tx.commit:" + b).substr(0, 3), "ok ");
   kill(other, SIGKILL);
   waitpid(other, nullptr, 0);
   EXPECT_EQ(fs_->GetAttr(out_, kRootIno)->nlink, 4u);  // ., .., from-a/.., from-b/..
-  fs_.reset();
+  Close();
   FsckReport r = Fsck(dir_, {});
   for (const auto& e : r.errors) ADD_FAILURE() << e;
 }
@@ -300,9 +336,9 @@ class LockTxTest : public TxTest {
   // Like TxTest::Write, but returns the first failure instead of expecting
   // none (a deadlock victim's or an aborted transaction's request fails).
   Status TryWrite(const Caller& c, const std::string& name, const std::string& data) {
-    DBFS_ASSIGN_OR_RETURN(Attr a, fs_->Lookup(c, kRootIno, name));
-    DBFS_ASSIGN_OR_RETURN(uint64_t fh, fs_->Open(c, a.ino, O_RDWR | O_TRUNC));
-    Status w = fs_->Write(c, a.ino, fh, 0, data.data(), data.size()).status();
+    DBFS_ASSIGN_OR_RETURN(Attr a, fs_->Lookup(R(c), kRootIno, name));
+    DBFS_ASSIGN_OR_RETURN(uint64_t fh, fs_->Open(R(c), a.ino, O_RDWR | O_TRUNC));
+    Status w = fs_->Write(R(c), a.ino, fh, 0, data.data(), data.size()).status();
     EXPECT_TRUE(fs_->Release(a.ino, fh).ok());
     return w;
   }
@@ -405,7 +441,7 @@ TEST_F(LockTxTest, DeadlockAbortsExactlyOneWithEdeadlk) {
   const std::string r = Ctl("dbfs.tx.commit:" + b);
   EXPECT_EQ(r.rfind("deadlock ", 0), 0u) << r;
   // Ended now: b's process is outside any transaction again.
-  EXPECT_FALSE(fs_->GetXattr(out_, kRootIno, "dbfs.tx.commit:" + b).ok());
+  EXPECT_FALSE(control_->Handle(out_, "dbfs.tx.commit:" + b).ok());
   EXPECT_EQ(Read(out_, "x"), "a");
   EXPECT_EQ(Read(out_, "y"), "a");
   EXPECT_NE(Ctl("dbfs.stats").find("tx_aborts_deadlock 1\n"), std::string::npos);
@@ -488,7 +524,7 @@ TEST_F(LockTxTest, TimedOutTransactionReleasesItsLocks) {
   EXPECT_EQ(TryWrite(in_, "f", "late").ToErrno(), ECANCELED);
   EXPECT_EQ(Read(out_, "f"), "0");
   // ...until `dbfs tx` ends it (the commit reports why it cannot).
-  auto r = fs_->GetXattr(out_, kRootIno, "dbfs.tx.commit:" + a);
+  auto r = control_->Handle(out_, "dbfs.tx.commit:" + a);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("timeout"), std::string::npos) << r.status().ToString();
   Write(in_, "f", "after");

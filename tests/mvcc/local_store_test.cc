@@ -1,5 +1,5 @@
-// Store: version visibility, overlay + flush + recovery, GC — no mount.
-#include "mvcc/store.h"
+// LocalStore: version visibility, overlay + flush + recovery, GC — no mount.
+#include "mvcc/local_store.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -25,27 +25,27 @@ class StoreTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::unique_ptr<Store> OpenStore(StoreOptions o = {}) {
+  std::unique_ptr<LocalStore> OpenStore(StoreOptions o = {}) {
     o.flush_interval_ms = 1000000;  // flush only when a test asks
-    auto s = Store::Open(dir_, o);
+    auto s = LocalStore::Open(dir_, o);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(s).value() : nullptr;
   }
 
-  static void Put(Store* s, Table t, const std::string& k, const std::string& v) {
+  static void Put(LocalStore* s, Table t, const std::string& k, const std::string& v) {
     std::vector<Write> w{{t, k, v}};
     ASSERT_TRUE(s->Commit(std::move(w), false).ok());
   }
-  static void Del(Store* s, Table t, const std::string& k) {
+  static void Del(LocalStore* s, Table t, const std::string& k) {
     std::vector<Write> w{{t, k, std::nullopt}};
     ASSERT_TRUE(s->Commit(std::move(w), false).ok());
   }
-  static std::optional<std::string> Get(Store* s, Csn snap, Table t, const std::string& k) {
+  static std::optional<std::string> Get(LocalStore* s, Csn snap, Table t, const std::string& k) {
     auto r = s->Get(snap, t, k);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : std::nullopt;
   }
-  static std::vector<std::pair<std::string, std::string>> ScanAll(Store* s, Csn snap, Table t) {
+  static std::vector<std::pair<std::string, std::string>> ScanAll(LocalStore* s, Csn snap, Table t) {
     std::vector<std::pair<std::string, std::string>> out;
     EXPECT_TRUE(s->Scan(snap, t, "", "", [&](std::string_view k, std::string_view v) {
                    out.emplace_back(k, v);

@@ -1,0 +1,200 @@
+// The public face of the engine (fs/filesystem.h): opening and creating
+// volumes, and forwarding to the Engine (fs/engine.h).
+#include "fs/filesystem.h"
+
+#include <spdlog/spdlog.h>
+
+#include "fs/engine.h"
+#include "mvcc/volume.h"
+
+namespace dbfs {
+
+Filesystem::Filesystem(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
+
+Filesystem::~Filesystem() {
+  if (engine_) {
+    Status st = engine_->Close();
+    if (!st.ok()) spdlog::error("closing the filesystem failed: {}", st.ToString());
+  }
+}
+
+Status Filesystem::Initialize(const std::string& volume_dir) {
+  DBFS_ASSIGN_OR_RETURN(auto store, mvcc::OpenVolume(volume_dir, mvcc::OpenVolumeOptions{}));
+  Transaction t(store.get());
+  DBFS_ASSIGN_OR_RETURN(auto existing, t.Get(Table::kInodes, InoKey(kRootIno)));
+  if (existing) return Status::Exists("volume already has a root directory");
+  Inode root;
+  root.mode = S_IFDIR | 0755;
+  root.nlink = 2;
+  root.parent = kRootIno;
+  root.atime = root.mtime = root.ctime = root.btime = Now();
+  t.Put(Table::kInodes, InoKey(kRootIno), EncodeInode(root));
+  DBFS_RETURN_IF_ERROR(t.Commit(/*durable=*/true).status());
+  return store->Close();
+}
+
+Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& volume,
+                                                     const FsOptions& options) {
+  mvcc::OpenVolumeOptions o;
+  o.local.segment_size = options.wal_segment_bytes;
+  o.lock_holder = "dbfs-mount";
+  DBFS_ASSIGN_OR_RETURN(auto store, mvcc::OpenVolume(volume, o));
+  return Open(std::move(store), options);
+}
+
+Result<std::unique_ptr<Filesystem>> Filesystem::Open(std::unique_ptr<mvcc::Store> store,
+                                                     const FsOptions& options) {
+  {
+    Transaction t(store.get());
+    DBFS_ASSIGN_OR_RETURN(auto root, t.Get(Table::kInodes, InoKey(kRootIno)));
+    if (!root) return Status::Corruption("volume has no root directory; run fsck.dbfs");
+  }
+  auto engine = std::make_unique<Engine>(std::move(store), options);
+  // Nobody can reference an orphan at mount time: reclaim them all now.
+  DBFS_RETURN_IF_ERROR(engine->ReclaimAllOrphans());
+  return std::unique_ptr<Filesystem>(new Filesystem(std::move(engine)));
+}
+
+Status Filesystem::Close() { return engine_->Close(); }
+void Filesystem::StartBackgroundCheckpoints() { engine_->StartBackgroundCheckpoints(); }
+Result<CheckpointReport> Filesystem::Checkpoint() { return engine_->Checkpoint(); }
+Result<FsStat> Filesystem::StatFs() { return engine_->StatFs(); }
+Status Filesystem::SyncAll(const Caller& c) { return engine_->Fsync(c); }
+FsStats Filesystem::Stats() const { return engine_->Stats(); }
+
+Result<Attr> Filesystem::Lookup(const Caller& c, uint64_t parent, std::string_view name) {
+  return engine_->Lookup(c, parent, name);
+}
+Result<Attr> Filesystem::Mknod(const Caller& c, uint64_t parent, std::string_view name,
+                               uint32_t mode, uint64_t rdev) {
+  const uint32_t type = mode & S_IFMT;
+  if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR &&
+      type != S_IFBLK && type != 0) {
+    return Status::Invalid("mknod: unsupported file type");
+  }
+  return engine_->MakeNode(c, parent, name, type ? mode : (mode | S_IFREG), rdev, "");
+}
+Result<Attr> Filesystem::Mkdir(const Caller& c, uint64_t parent, std::string_view name,
+                               uint32_t mode) {
+  return engine_->MakeNode(c, parent, name, S_IFDIR | (mode & 07777), 0, "");
+}
+Result<Attr> Filesystem::Symlink(const Caller& c, uint64_t parent, std::string_view name,
+                                 std::string_view target) {
+  return engine_->MakeNode(c, parent, name, S_IFLNK | 0777, 0, target);
+}
+Result<std::string> Filesystem::Readlink(const Caller& c, uint64_t ino) {
+  return engine_->Readlink(c, ino);
+}
+Status Filesystem::Unlink(const Caller& c, uint64_t parent, std::string_view name) {
+  return engine_->Remove(c, parent, name, /*dir=*/false);
+}
+Status Filesystem::Rmdir(const Caller& c, uint64_t parent, std::string_view name) {
+  return engine_->Remove(c, parent, name, /*dir=*/true);
+}
+Status Filesystem::Rename(const Caller& c, uint64_t parent, std::string_view name,
+                          uint64_t newparent, std::string_view newname, unsigned flags) {
+  return engine_->Rename(c, parent, name, newparent, newname, flags);
+}
+Result<Attr> Filesystem::Link(const Caller& c, uint64_t ino, uint64_t newparent,
+                              std::string_view newname) {
+  return engine_->Link(c, ino, newparent, newname);
+}
+
+void Filesystem::Forget(uint64_t ino, uint64_t nlookup) { engine_->Forget(ino, nlookup); }
+void Filesystem::AddLookup(uint64_t ino) { engine_->AddLookup(ino); }
+
+Result<Attr> Filesystem::GetAttr(const Caller& c, uint64_t ino) { return engine_->GetAttr(c, ino); }
+Result<Attr> Filesystem::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in) {
+  return engine_->SetAttr(c, ino, in);
+}
+Status Filesystem::Access(const Caller& c, uint64_t ino, int mask) {
+  return engine_->Access(c, ino, mask);
+}
+
+Result<uint64_t> Filesystem::Open(const Caller& c, uint64_t ino, int flags, uint64_t* size) {
+  return engine_->Open(c, ino, flags, size);
+}
+Result<Filesystem::Created> Filesystem::Create(const Caller& c, uint64_t parent,
+                                               std::string_view name, uint32_t mode, int flags) {
+  return engine_->Create(c, parent, name, mode, flags);
+}
+Result<size_t> Filesystem::Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
+                                size_t size, char* buf) {
+  return engine_->Read(c, ino, fh, off, size, buf);
+}
+Result<size_t> Filesystem::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
+                                 const char* data, size_t size, bool writeback) {
+  return engine_->Write(c, ino, fh, off, data, size, writeback);
+}
+Status Filesystem::Flush(uint64_t, uint64_t) { return Status::Ok(); }
+Status Filesystem::Release(uint64_t ino, uint64_t fh) { return engine_->Release(ino, fh); }
+Status Filesystem::Fsync(const Caller& c, uint64_t, uint64_t, bool) { return engine_->Fsync(c); }
+Status Filesystem::Fallocate(const Caller& c, uint64_t ino, uint64_t, int mode, uint64_t off,
+                             uint64_t len) {
+  return engine_->Fallocate(c, ino, mode, off, len);
+}
+Result<uint64_t> Filesystem::Lseek(const Caller& c, uint64_t ino, uint64_t, uint64_t off,
+                                   int whence) {
+  return engine_->Lseek(c, ino, off, whence);
+}
+Result<size_t> Filesystem::CopyFileRange(const Caller& c, uint64_t ino_in, uint64_t fh_in,
+                                         uint64_t off_in, uint64_t ino_out, uint64_t fh_out,
+                                         uint64_t off_out, size_t len) {
+  return engine_->CopyFileRange(c, ino_in, fh_in, off_in, ino_out, fh_out, off_out, len);
+}
+
+Result<uint64_t> Filesystem::OpenDir(const Caller& c, uint64_t ino) {
+  return engine_->OpenDir(c, ino);
+}
+const std::vector<DirEntry>* Filesystem::DirEntries(uint64_t fh) { return engine_->DirEntries(fh); }
+Status Filesystem::ReleaseDir(uint64_t, uint64_t fh) { return engine_->ReleaseDir(fh); }
+Status Filesystem::FsyncDir(const Caller& c, uint64_t, uint64_t, bool) { return engine_->Fsync(c); }
+
+Status Filesystem::SetXattr(const Caller& c, uint64_t ino, std::string_view name,
+                            std::string_view value, int flags) {
+  return engine_->SetXattr(c, ino, name, value, flags);
+}
+Result<std::string> Filesystem::GetXattr(const Caller& c, uint64_t ino, std::string_view name) {
+  return engine_->GetXattr(c, ino, name);
+}
+Result<std::string> Filesystem::ListXattr(const Caller& c, uint64_t ino) {
+  return engine_->ListXattr(c, ino);
+}
+Status Filesystem::RemoveXattr(const Caller& c, uint64_t ino, std::string_view name) {
+  return engine_->RemoveXattr(c, ino, name);
+}
+
+Result<uint64_t> Filesystem::BeginTx(const Caller& c, const TxOptions& options) {
+  return engine_->BeginTx(c, options);
+}
+Result<TxOutcome> Filesystem::CommitTx(const Caller& c, uint64_t id, bool durable) {
+  return engine_->CommitTx(c, id, durable);
+}
+Result<TxOutcome> Filesystem::AbortTx(const Caller& c, uint64_t id) {
+  return engine_->AbortTx(c, id, "aborted by request");
+}
+Status Filesystem::AbortTxInternally(uint64_t id, std::string_view reason) {
+  return engine_->AbortTx(kInternal, id, std::string(reason)).status();
+}
+bool Filesystem::TxExists(uint64_t id) { return engine_->TxExists(id); }
+std::vector<TxInfo> Filesystem::ListTx() { return engine_->ListTx(); }
+
+bool Filesystem::Uncached(const Caller& c, uint64_t ino) { return engine_->Uncached(c, ino); }
+void Filesystem::SetInvalidator(std::function<void(uint64_t, bool)> f) {
+  engine_->SetInvalidator(std::move(f));
+}
+void Filesystem::SetEntryInvalidator(EntryInvalidator f) {
+  engine_->SetEntryInvalidator(std::move(f));
+}
+void Filesystem::ShutdownTxLockWaits() { engine_->ShutdownTxLockWaits(); }
+
+void Filesystem::TEST_Abandon() { engine_->TEST_Abandon(); }
+void Filesystem::TEST_SetTxLockSyncPoint(
+    std::function<void(std::string_view, uint64_t, uint64_t)> f) {
+  engine_->TEST_SetTxLockSyncPoint(std::move(f));
+}
+bool Filesystem::TEST_TxHoldsLock(uint64_t tx, uint64_t ino) {
+  return engine_->TEST_TxHoldsLock(tx, ino);
+}
+
+}  // namespace dbfs

@@ -1,0 +1,67 @@
+// The control channel: how the `dbfs` tool talks to the daemon serving a
+// mount. Commands are reads of virtual xattrs ("dbfs.*") of the mount's root
+// directory, so the daemon learns the caller's pid and uid from the request
+// itself — no socket, no credentials protocol. They are never listed and
+// cannot be set. The client reads with one large buffer: a size probe would
+// run a command twice.
+//
+//   dbfs.stats                                        "name value" lines
+//   dbfs.checkpoint                                   (root only) the report, "name value" lines
+//   dbfs.tx.begin:PID[:serializable|snapshot][:lock]  -> "ID"; binds PID's process tree
+//   dbfs.tx.commit:ID[:durable]                       -> "ok CSN" | "conflict PATH" | "deadlock
+//   WHY" dbfs.tx.abort:ID                                  -> "ok" | "deadlock WHY" (a victim
+//   before) dbfs.tx.status                                    -> one line per open transaction
+//
+// ControlChannel parses a request and calls the typed engine API
+// (fs/filesystem.h); binding processes to transactions is the adapter's
+// (fuse/tx_binding.h). Thread-safe.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "fs/filesystem.h"
+#include "fuse/tx_binding.h"
+#include "kvstore/status.h"
+
+namespace dbfs::fuse {
+
+inline constexpr std::string_view kControlPrefix = "dbfs.";
+inline constexpr std::string_view kStatsXattr = "dbfs.stats";
+inline constexpr std::string_view kCheckpointXattr = "dbfs.checkpoint";
+inline constexpr std::string_view kTxStatusXattr = "dbfs.tx.status";
+inline constexpr std::string_view kTxBeginPrefix = "dbfs.tx.begin:";
+inline constexpr std::string_view kTxCommitPrefix = "dbfs.tx.commit:";
+inline constexpr std::string_view kTxAbortPrefix = "dbfs.tx.abort:";
+
+class ControlChannel {
+ public:
+  // Appends more "name value" lines to `dbfs stats` (the adapter's lock
+  // manager counters).
+  using ExtraStats = std::function<void(std::string* text)>;
+  // `fs` and `bindings` must outlive the channel.
+  ControlChannel(Filesystem* fs, TxBindings* bindings, ExtraStats extra = nullptr)
+      : fs_(fs), bindings_(bindings), extra_(std::move(extra)) {}
+
+  // Whether a getxattr of `name` on inode `ino` is a control request.
+  static bool IsControl(uint64_t ino, std::string_view name) {
+    return ino == kRootIno && name.starts_with(kControlPrefix);
+  }
+  // Runs the request `name` for caller `c` (c.tx: the caller's transaction,
+  // as the bindings resolved it). kNoData for an unknown command.
+  Result<std::string> Handle(const Caller& c, std::string_view name);
+
+ private:
+  std::string Stats();
+  std::string TxStatus();
+  Result<std::string> Begin(const Caller& c, std::string_view args);
+  Result<std::string> Commit(const Caller& c, std::string_view args);
+  Result<std::string> Abort(const Caller& c, std::string_view args);
+
+  Filesystem* const fs_;
+  TxBindings* const bindings_;
+  const ExtraStats extra_;
+};
+
+}  // namespace dbfs::fuse

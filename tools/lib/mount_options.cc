@@ -1,0 +1,231 @@
+#include "tools/lib/mount_options.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace dbfs {
+
+namespace {
+
+// ---------------------------------------------------------------- options
+
+bool IsIgnoredOption(std::string_view key) {
+  // Generic mount(8) options a mount helper receives; they mean nothing here.
+  static constexpr std::string_view kIgnored[] = {
+      "rw",   "dev",    "nodev", "suid",   "nosuid",  "exec",     "noexec",
+      "auto", "noauto", "user",  "nouser", "_netdev", "defaults", "nofail"};
+  for (std::string_view k : kIgnored) {
+    if (key == k) return true;
+  }
+  return key.starts_with("x-");  // userspace-only fstab options
+}
+
+Status ParseSeconds(std::string_view key, std::string_view value, double* out) {
+  std::string v(value);
+  char* end = nullptr;
+  errno = 0;
+  double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || errno != 0 || !std::isfinite(d) || d < 0) {
+    return Status::Invalid(
+        fmt::format("mount option '{}': '{}' is not a number of seconds >= 0", key, value));
+  }
+  *out = d;
+  return Status::Ok();
+}
+
+// A non-negative integer, with an optional binary suffix k, m, g or t when
+// `suffixes`.
+Status ParseUint(std::string_view key, std::string_view value, bool suffixes, uint64_t* out) {
+  uint64_t v = 0;
+  const char* end = value.data() + value.size();
+  auto [p, ec] = std::from_chars(value.data(), end, v);
+  int shift = 0;
+  if (ec == std::errc() && suffixes && p + 1 == end) {
+    const std::string_view units = "kmgt";
+    const size_t u = units.find(static_cast<char>(*p | 0x20));
+    if (u != std::string_view::npos) {
+      shift = 10 * static_cast<int>(u + 1);
+      ++p;
+    }
+  }
+  if (ec != std::errc() || p != end || (shift > 0 && v > (UINT64_MAX >> shift))) {
+    return Status::Invalid(fmt::format("mount option '{}': '{}' is not a valid {}", key, value,
+                                       suffixes ? "size (e.g. 512m, 4g)" : "whole number"));
+  }
+  *out = v << shift;
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- checks
+
+Status CheckDirectory(std::string_view what, std::string* path) {
+  if (path->empty()) return Status::Invalid(fmt::format("no {} given", what));
+  auto fail = [&](int err) {
+    Status s = Status::FromErrno(err, fmt::format("{} {}", what, *path));
+    if (err != ENOTCONN) return s;
+    return Status(s.code(), s.message() + " (a dead DBFS mount? run fusermount3 -u " + *path + ")",
+                  err);
+  };
+  char* real = realpath(path->c_str(), nullptr);
+  if (real == nullptr) return fail(errno);
+  std::string abs(real);
+  free(real);
+  struct stat st {};
+  if (stat(abs.c_str(), &st) != 0) return fail(errno);
+  if (!S_ISDIR(st.st_mode)) {
+    return Status(Code::kNotDir, fmt::format("{} {}: not a directory", what, *path));
+  }
+  *path = abs;
+  return Status::Ok();
+}
+
+// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string UnescapeMountInfo(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      const char a = s[i + 1], b = s[i + 2], c = s[i + 3];
+      if (a >= '0' && a <= '7' && b >= '0' && b <= '7' && c >= '0' && c <= '7') {
+        out.push_back(static_cast<char>((a - '0') * 64 + (b - '0') * 8 + (c - '0')));
+        i += 3;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ParseMountOptions(std::string_view list, MountOptions* out) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    const std::string_view key = item.substr(0, eq);
+    const bool has_value = eq != std::string_view::npos;
+    const std::string_view value = has_value ? item.substr(eq + 1) : std::string_view();
+    if (IsIgnoredOption(key)) continue;
+    auto flag = [&](bool* target, bool v) {
+      if (has_value) {
+        return Status::Invalid(fmt::format("mount option '{}' takes no value", key));
+      }
+      *target = v;
+      return Status::Ok();
+    };
+    if (key == "sync") {
+      DBFS_RETURN_IF_ERROR(flag(&out->fs.sync, true));
+    } else if (key == "noatime") {
+      DBFS_RETURN_IF_ERROR(flag(&out->fs.noatime, true));
+    } else if (key == "allow_other") {
+      DBFS_RETURN_IF_ERROR(flag(&out->allow_other, true));
+    } else if (key == "default_permissions") {
+      DBFS_RETURN_IF_ERROR(flag(&out->default_permissions, true));
+    } else if (key == "no_default_permissions") {
+      DBFS_RETURN_IF_ERROR(flag(&out->default_permissions, false));
+    } else if (key == "log_level") {
+      static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {
+          {"trace", spdlog::level::trace},
+          {"debug", spdlog::level::debug},
+          {"info", spdlog::level::info},
+          {"warn", spdlog::level::warn},
+          {"error", spdlog::level::err}};
+      bool found = false;
+      for (const auto& [name, level] : kLevels) {
+        if (value == name) {
+          out->log_level = level;
+          out->fs.log_level = std::string(name);
+          found = true;
+        }
+      }
+      if (!found) {
+        return Status::Invalid(fmt::format(
+            "mount option log_level: '{}' is not one of trace, debug, info, warn, error", value));
+      }
+    } else if (key == "entry_timeout" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseSeconds(key, value, &out->cache.entry_timeout));
+    } else if (key == "attr_timeout" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseSeconds(key, value, &out->cache.attr_timeout));
+    } else if (key == "direct_io" && !has_value) {
+      out->cache.direct_io = true;
+    } else if (key == "tx_timeout" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &out->fs.tx_timeout_s));
+    } else if (key == "tx_max_bytes" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/true, &out->fs.tx_max_bytes));
+    } else if (key == "checkpoint_mb" && has_value) {
+      uint64_t mb = 0;
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &mb));
+      out->fs.checkpoint_bytes = mb << 20;
+    } else if (key == "wal_segment_mb" && has_value) {
+      uint64_t mb = 0;
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &mb));
+      if (mb == 0 || mb > 1024) {
+        return Status::Invalid("mount option wal_segment_mb: between 1 and 1024");
+      }
+      out->fs.wal_segment_bytes = mb << 20;
+    } else if (key == "checkpoint_interval" && has_value) {
+      DBFS_RETURN_IF_ERROR(
+          ParseUint(key, value, /*suffixes=*/false, &out->fs.checkpoint_interval_s));
+    } else if (key == "elle_port" && has_value) {
+      uint64_t port = 0;
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
+      if (port == 0 || port > 65535) {
+        return Status::Invalid(fmt::format("mount option elle_port: '{}' is not a port", value));
+      }
+      out->elle_port = static_cast<int>(port);
+    } else if (key == "elle_weaken") {
+      // Test-only negative control: "elle_weaken" or "elle_weaken=1".
+      if (has_value && value != "1" && value != "0") {
+        return Status::Invalid("mount option elle_weaken takes 0 or 1");
+      }
+      out->elle_weaken = !has_value || value == "1";
+    } else {
+      return Status::Invalid(fmt::format(
+          "unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
+          "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
+          "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
+          "elle_port=)",
+          item));
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckMountTarget(MountOptions* o) {
+  DBFS_RETURN_IF_ERROR(CheckDirectory("volume", &o->volume));
+  DBFS_RETURN_IF_ERROR(CheckDirectory("mountpoint", &o->mountpoint));
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return Status::IOError("cannot read /proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mountpoint;
+    if (!(fields >> id >> parent >> dev >> root >> mountpoint)) continue;
+    if (UnescapeMountInfo(mountpoint) != o->mountpoint) continue;
+    std::string fstype, source;
+    const size_t sep = line.find(" - ");
+    if (sep != std::string::npos) {
+      std::istringstream tail(line.substr(sep + 3));
+      tail >> fstype >> source;
+    }
+    return Status::Busy(fmt::format("mountpoint {} is already a mount point ({} {})", o->mountpoint,
+                                    UnescapeMountInfo(source), fstype));
+  }
+  if (o->volume == o->mountpoint) {
+    return Status::Invalid("the volume and the mountpoint are the same directory");
+  }
+  return Status::Ok();
+}
+
+}  // namespace dbfs

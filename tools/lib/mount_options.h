@@ -1,0 +1,46 @@
+// dbfs-mount's options: the -o list (and mount(8)'s generic options), and
+// the checks made before mounting. They configure every part the daemon
+// wires together (tools/lib/daemon.h): the engine, the FUSE session, the
+// kernel cache policy, the Elle server, logging.
+#pragma once
+
+#include <spdlog/common.h>
+
+#include <string>
+#include <string_view>
+
+#include "fs/filesystem.h"
+#include "fuse/ll_context.h"
+#include "kvstore/status.h"
+
+namespace dbfs {
+
+struct MountOptions {
+  std::string volume;       // volume directory (made absolute by CheckMountTarget)
+  std::string mountpoint;   // mount point directory (made absolute by CheckMountTarget)
+  bool foreground = false;  // -f: stay attached, log to stderr
+  bool debug = false;       // -d: libfuse request tracing; implies foreground
+  FsOptions fs;             // -o sync, noatime, log_level=, tx_timeout=, tx_max_bytes=, ...
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  bool allow_other = false;         // -o allow_other
+  bool default_permissions = true;  // kernel mode checks (-o no_default_permissions: off)
+  fuse::CachePolicy cache;          // -o entry_timeout=, -o attr_timeout=, -o direct_io
+  int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
+  bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
+};
+
+// Applies one -o argument ("opt,opt=value,...") to `out`. Ours: sync, noatime,
+// log_level=trace|debug|info|warn|error, allow_other, default_permissions,
+// no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
+// tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed).
+// Ignored (mount(8) passes them): rw, dev, nodev, suid, nosuid, exec, noexec,
+// auto, noauto, user, nouser, _netdev, defaults, nofail, x-*. Anything else
+// is an Invalid status naming the option.
+Status ParseMountOptions(std::string_view list, MountOptions* out);
+
+// Before mounting: the volume and the mount point exist and are directories
+// (both are made absolute, as the daemon changes to /), and nothing is
+// mounted on the mount point yet (/proc/self/mountinfo).
+Status CheckMountTarget(MountOptions* o);
+
+}  // namespace dbfs
