@@ -3,7 +3,25 @@
 # Prints one line: "all dependencies present" or "installed: <packages>".
 # Works as root on a fresh Debian 12 (no package lists yet); as another user
 # it uses sudo, and only when something is missing.
+#
+# --cluster also installs what cluster mode needs (docs/cluster.md): etcd and
+# its protos with gRPC C++ and protobuf for the generated client, and Ceph's
+# monitor, OSD and librados for the data pool. Without it nothing
+# cluster-related is installed, and the build leaves cluster support out.
 set -euo pipefail
+
+cluster=0
+for arg in "$@"; do
+  case "$arg" in
+    --cluster) cluster=1 ;;
+    -h|--help)
+      echo "usage: $0 [--cluster]"
+      exit 0 ;;
+    *)
+      echo "install-deps: unknown argument '$arg' (usage: $0 [--cluster])" >&2
+      exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake pkg-config g++ make
@@ -13,6 +31,13 @@ packages=(
   libgtest-dev googletest
   attr git sqlite3 tar diffutils procps psmisc util-linux python3 ca-certificates
 )
+if ((cluster)); then
+  packages+=(
+    etcd-server etcd-client golang-etcd-server-dev
+    libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
+    ceph-mon ceph-osd ceph-common librados-dev libradospp-dev
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
