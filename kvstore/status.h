@@ -43,6 +43,7 @@ enum class Code : int {
   kTooManyLinks,   // EMLINK
   kCrossDevice,    // EXDEV
   kBadFd,          // EBADF
+  kCompacted,      // a read at a version the store has already discarded (EIO at the boundary)
   kErrno,          // any other errno, kept in errno_
 };
 
@@ -62,6 +63,7 @@ class [[nodiscard]] Status {
   static Status NotSupported(std::string m) { return {Code::kNotSupported, std::move(m)}; }
   static Status ReadOnly(std::string m) { return {Code::kReadOnly, std::move(m)}; }
   static Status Busy(std::string m) { return {Code::kBusy, std::move(m)}; }
+  static Status Compacted(std::string m) { return {Code::kCompacted, std::move(m)}; }
 
   // The one place errno becomes a Status. `what` says which call failed.
   static Status FromErrno(int err, std::string_view what);
@@ -141,6 +143,7 @@ inline int Status::ToErrno() const {
     case Code::kTooManyLinks: return EMLINK;
     case Code::kCrossDevice: return EXDEV;
     case Code::kBadFd: return EBADF;
+    case Code::kCompacted: return EIO;
     case Code::kErrno: return errno_ ? errno_ : EIO;
   }
   return EIO;
