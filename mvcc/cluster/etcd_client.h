@@ -228,7 +228,8 @@ class Watch {
 // Keeps a lease alive in the background: renews it every TTL/3 until Stop()
 // or destruction. If the lease expires or cannot be renewed before its TTL
 // runs out (the cluster unreachable), `on_lost` is called once, on the
-// keeper's thread, and renewal stops. Stopping does not revoke the lease.
+// keeper's thread, and renewal stops. Stopping does not revoke the lease;
+// it may wait for a renewal in flight (at most the client's timeout).
 class LeaseKeeper {
  public:
   ~LeaseKeeper();
@@ -266,6 +267,8 @@ class EtcdClient {
   // Returns the revision of the put.
   Result<int64_t> Put(std::string_view key, std::string_view value, int64_t lease = 0) const;
   Result<DeleteResult> DeleteRange(std::string_view key, std::string_view range_end = "") const;
+  // Linearizable, also with no operations at all (etcd 3.4 itself would
+  // answer a compare-only txn from a possibly lagging member; see the .cc).
   Result<TxnResult> Txn(const TxnRequest& request) const;
   // Discards every version older than `revision` (the newest version of each
   // key at `revision` stays). physical: return only once the backend freed it.
