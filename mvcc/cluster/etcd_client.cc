@@ -71,9 +71,14 @@ enum class Kind { kRead, kWrite, kIdempotentWrite };
 // The request's shape, for messages about the server's limits.
 struct RequestInfo {
   int64_t revision = 0;
+  bool serializable = false;  // a read a lagging member may not serve yet
   size_t bytes = 0;
   size_t compares = 0, success = 0, failure = 0;
 };
+
+bool Contains(const std::string& s, std::string_view part) {
+  return s.find(part) != std::string::npos;
+}
 
 // etcd's UNAVAILABLE errors raised before a request is proposed to raft
 // (etcdserver/api/v3rpc/rpctypes/error.go): retrying them cannot apply a
@@ -97,13 +102,18 @@ bool NotSent(const grpc::Status& st) {
          m.rfind("failed to connect to all addresses", 0) == 0 || m == kNoLeaderFound;
 }
 
-bool Retryable(const grpc::Status& st, Kind kind) {
-  if (st.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
-  return kind != Kind::kWrite || NotProposed(st) || NotSent(st);
+// A serializable read at a revision the member has not applied yet: another
+// member, or the same a moment later, has it. (For a linearizable read the
+// revision really does not exist yet: no retry.)
+bool NotAppliedYet(const grpc::Status& st, const RequestInfo& info) {
+  return info.serializable && st.error_code() == grpc::StatusCode::OUT_OF_RANGE &&
+         Contains(st.error_message(), "future revision");
 }
 
-bool Contains(const std::string& s, std::string_view part) {
-  return s.find(part) != std::string::npos;
+bool Retryable(const grpc::Status& st, Kind kind, const RequestInfo& info) {
+  if (NotAppliedYet(st, info)) return true;
+  if (st.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  return kind != Kind::kWrite || NotProposed(st) || NotSent(st);
 }
 
 // The one place a gRPC/etcd error becomes a Status.
@@ -277,11 +287,16 @@ Status Call(const EtcdClient::Shared& sh, std::string_view what, Kind kind, cons
     const bool attempt_expired =
         kind == Kind::kRead && st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
         attempt_deadline < deadline;
-    if (!(attempt_expired || Retryable(st, kind)) || now + backoff >= deadline) {
+    if (!(attempt_expired || Retryable(st, kind, info)) || now + backoff >= deadline) {
       return MapError(sh, what, st, kind, info);
     }
     spdlog::debug("{}: retrying after: {}", sh.Prefix(what), st.error_message());
     if (attempt_expired) continue;  // it already waited; go straight to the next member
+    if (NotAppliedYet(st, info)) {
+      // Followers apply within about a millisecond of the leader.
+      std::this_thread::sleep_for(milliseconds(1));
+      continue;
+    }
     // Backoff between attempts of a production call, not a test wait: a
     // cluster without a leader needs an election timeout to get one.
     std::this_thread::sleep_for(backoff);
@@ -618,6 +633,7 @@ Result<RangeResult> EtcdClient::Range(std::string_view key, const RangeOptions& 
   pb::RangeResponse resp;
   RequestInfo info;
   info.revision = options.revision;
+  info.serializable = options.serializable && options.revision > 0;
   DBFS_RETURN_IF_ERROR(Call(*shared_, "Range", Kind::kRead, info, [&](grpc::ClientContext* ctx, const Route& route) {
     return route.kv->Range(ctx, req, &resp);
   }));

@@ -75,7 +75,9 @@ struct RangeOptions {
   bool keys_only = false;
   bool count_only = false;
   // Served by the member's local copy without a quorum round trip; may be
-  // stale. Default: linearizable.
+  // stale — except at a given `revision`, whose history never changes: a
+  // member that has not applied it yet is retried (bounded by the timeout).
+  // Default: linearizable.
   bool serializable = false;
 };
 
