@@ -46,6 +46,19 @@ class EtcdClientTest : public ::testing::Test {
     return r.ok() ? *r : -1;
   }
 
+  // A client of one member that is not the leader (null, with a failure
+  // recorded, if there is none).
+  std::unique_ptr<EtcdClient> FollowerClient() {
+    for (int i = 1; i <= 3; ++i) {
+      auto st = client_->StatusOf(SharedEtcd::cluster()->endpoint(i));
+      if (st.ok() && st->leader != 0 && st->leader != st->member_id) {
+        return ConnectEtcd(SharedEtcd::cluster()->endpoint(i));
+      }
+    }
+    ADD_FAILURE() << "no follower found";
+    return nullptr;
+  }
+
   std::unique_ptr<EtcdClient> client_;
   std::string prefix_;
 };
@@ -251,14 +264,7 @@ TEST_F(EtcdClientTest, TxnComparesEveryTargetAndOperator) {
 // client makes such a txn linearizable. Compare-only txns on a follower
 // right after each write: one stale answer fails the test.
 TEST_F(EtcdClientTest, CompareOnlyTxnOnAFollowerSeesTheLatestWrite) {
-  int leader = 0;
-  for (int i = 1; i <= 3 && leader == 0; ++i) {
-    auto st = client_->StatusOf(SharedEtcd::cluster()->endpoint(i));
-    ASSERT_TRUE(st.ok()) << st.status().ToString();
-    if (st->leader == st->member_id) leader = i;
-  }
-  ASSERT_NE(leader, 0);
-  auto follower = ConnectEtcd(SharedEtcd::cluster()->endpoint(leader % 3 + 1));
+  auto follower = FollowerClient();
   ASSERT_NE(follower, nullptr);
   const std::string k = Key("k");
   for (int i = 0; i < 300; ++i) {
@@ -277,14 +283,7 @@ TEST_F(EtcdClientTest, CompareOnlyTxnOnAFollowerSeesTheLatestWrite) {
 // member that has not applied the revision yet answers "future revision";
 // the client retries until one has.
 TEST_F(EtcdClientTest, SerializableRangeAtARevisionOnAFollowerWaitsForIt) {
-  int leader = 0;
-  for (int i = 1; i <= 3 && leader == 0; ++i) {
-    auto st = client_->StatusOf(SharedEtcd::cluster()->endpoint(i));
-    ASSERT_TRUE(st.ok()) << st.status().ToString();
-    if (st->leader == st->member_id) leader = i;
-  }
-  ASSERT_NE(leader, 0);
-  auto follower = ConnectEtcd(SharedEtcd::cluster()->endpoint(leader % 3 + 1));
+  auto follower = FollowerClient();
   ASSERT_NE(follower, nullptr);
   const std::string k = Key("k");
   for (int i = 0; i < 300; ++i) {
