@@ -1103,7 +1103,6 @@ void LeaseKeeper::State::Run() {
     std::lock_guard<std::mutex> l(mu);
     if (stopping) return;
   }
-  lost.store(true);
   Status s = Status::IOError(
       fmt::format("{}: lease {:x} lost: not renewed within its TTL of {} s{}{}",
                   shared->Prefix("LeaseKeepAlive"), id, ttl.count() / 1000,
@@ -1111,6 +1110,7 @@ void LeaseKeeper::State::Run() {
   if (last_error.code() == Code::kNotFound) s = last_error;
   spdlog::error("{}", s.ToString());
   if (on_lost) on_lost(s);
+  lost.store(true);  // after the callback: whoever sees lost() sees its effects
 }
 
 LeaseKeeper::LeaseKeeper(std::shared_ptr<State> state) : state_(std::move(state)) {}

@@ -239,6 +239,7 @@ class LeaseKeeper {
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
 
   void Stop();
+  // True once on_lost has been called and returned.
   bool lost() const;
   // Successful renewals so far.
   uint64_t renewals() const;

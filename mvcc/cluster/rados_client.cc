@@ -165,18 +165,20 @@ Result<ObjectStat> RadosClient::Stat(const std::string& oid) const {
 
 Result<std::vector<std::string>> RadosClient::ListObjects(std::string_view prefix) const {
   std::vector<std::string> out;
-  librados::ObjectCursor cursor = impl_->ioctx.object_list_begin();
+  // Cursors are never assigned: librados' ObjectCursor::operator= leaks the
+  // cursor it overwrites (16.2). Each page gets a fresh one instead.
+  auto cursor = std::make_unique<librados::ObjectCursor>(impl_->ioctx.object_list_begin());
   const librados::ObjectCursor end = impl_->ioctx.object_list_end();
   constexpr size_t kPage = 1024;
-  while (!impl_->ioctx.object_list_is_end(cursor)) {
+  while (!impl_->ioctx.object_list_is_end(*cursor)) {
     std::vector<librados::ObjectItem> items;
-    librados::ObjectCursor next;
-    const int rc = impl_->ioctx.object_list(cursor, end, kPage, {}, &items, &next);
+    auto next = std::make_unique<librados::ObjectCursor>();
+    const int rc = impl_->ioctx.object_list(*cursor, end, kPage, {}, &items, next.get());
     if (rc < 0) return impl_->Error(rc, "list", "");
     for (auto& item : items) {
       if (item.oid.compare(0, prefix.size(), prefix) == 0) out.push_back(std::move(item.oid));
     }
-    cursor = next;
+    cursor = std::move(next);
   }
   std::sort(out.begin(), out.end());
   return out;
