@@ -36,6 +36,7 @@ out="$REPO/bench/results/cluster_latency-$(date +%Y%m%d-%H%M%S).txt"
        "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "# etcd $(etcd --version 2>/dev/null | awk '/etcd Version/ {print $3}')," \
        "ceph $(ceph --version 2>/dev/null | awk '{print $3}'), data under /tmp ($(df -h /tmp | awk 'NR==2 {print $1}'))"
+  echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   "$BUILD/bin/cluster_latency" "$@"
 } | tee "$out"
 echo "saved to $out" >&2
