@@ -262,8 +262,9 @@ cmd=$1
 dir=$(abs_dir "$2")
 case $cmd in
   start)
-    # A failed start leaves nothing running.
+    # A failed or interrupted start leaves nothing running.
     trap 'rc=$?; ((rc == 0)) || stop' EXIT
+    trap 'exit 143' TERM INT HUP
     start "${3:-3}" ;;
   stop) stop ;;
   kill-osd) [[ $# -eq 3 ]] || usage; kill_osd "$3" ;;

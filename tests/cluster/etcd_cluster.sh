@@ -146,8 +146,9 @@ cmd=$1
 dir=$(abs_dir "$2")
 case $cmd in
   start)
-    # A failed start leaves nothing running.
+    # A failed or interrupted start leaves nothing running.
     trap 'rc=$?; ((rc == 0)) || stop "$dir"' EXIT
+    trap 'exit 143' TERM INT HUP
     start "$dir" "${3:-3}" ;;
   stop) stop "$dir" ;;
   kill-member) [[ $# -eq 3 ]] || usage; kill_member "$dir" "$3" ;;
