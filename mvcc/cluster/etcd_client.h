@@ -4,11 +4,16 @@
 // (target dbfs_etcdpb); nothing outside this file sees a protobuf type.
 //
 // Endpoints: "host:port,host:port,..." (an "http://" prefix is accepted; TLS
-// is not supported yet). All members share one gRPC channel balanced
-// round-robin, so consecutive calls spread over the members and a dead member
-// is skipped once its connection drops. Every call carries etcd's
-// "hasleader" metadata: a member cut off from the quorum answers "no leader"
-// at once instead of stalling, and the call moves to another member.
+// is not supported yet; host names are resolved once, at Connect).
+//
+// Routing: reads and watches go over one gRPC channel balanced round-robin
+// over all members, so consecutive calls spread out and a dead member is
+// skipped once its connection drops. Writes go straight to the leader over
+// its own channel (found by asking the members, forgotten after a failed
+// write or a newer raft term): a follower would forward them, and a write
+// forwarded to a leader that just died stalls for etcd's request timeout
+// (~5.5 s). Every call carries etcd's "hasleader" metadata: a member cut off
+// from the quorum answers "no leader" at once instead of stalling.
 //
 // Deadlines: every call (retries included) ends within `timeout` of its start.
 // When no member answers in time the call returns IOError (EIO at the FUSE
@@ -16,12 +21,13 @@
 //
 // Retries: reads (Range, a Txn of only ranges, MemberList, Status, lease
 // keep-alives) are retried on another member until the deadline when a member
-// fails. Writes (Put, DeleteRange, Txn, LeaseGrant, LeaseRevoke, Compact) are
-// retried only when etcd says the request was not proposed ("no leader").
-// A write that fails on a broken connection or at the deadline is IN DOUBT:
-// it may or may not have been applied; its IOError message says "outcome
-// unknown" and the caller must find out (e.g. by reading a key the write
-// sets) before treating it as failed.
+// fails. Writes (Put, DeleteRange, Txn, LeaseGrant, LeaseRevoke) are retried
+// only when they provably were not applied: never sent (the leader
+// unreachable) or refused before being proposed ("no leader"). Compact is
+// retried like a read. A write that fails on a broken connection or at the
+// deadline is IN DOUBT: it may or may not have been applied; its IOError
+// message says "outcome unknown" and the caller must find out (e.g. by
+// reading a key the write sets) before treating it as failed.
 //
 // Error codes: kIOError for unavailable members and deadlines; kCompacted for
 // a read or watch below etcd's compaction point; kInvalid for a request over

@@ -4,6 +4,7 @@
 #include <rados/librados.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace dbfs::mvcc::cluster {
@@ -74,6 +75,10 @@ using Completion = std::unique_ptr<librados::AioCompletion, CompletionRelease>;
 
 Completion NewCompletion() { return Completion(librados::Rados::aio_create_completion()); }
 
+// A bufferlist counts in 32 bits; anything larger would be cut silently.
+// (The OSDs refuse far smaller writes anyway: osd_max_write_size, 90 MiB.)
+bool TooLarge(std::string_view data) { return data.size() > UINT32_MAX; }
+
 librados::bufferlist ToBufferlist(std::string_view data) {
   librados::bufferlist bl;
   bl.append(data.data(), static_cast<unsigned>(data.size()));
@@ -128,12 +133,14 @@ RadosClient::~RadosClient() = default;
 const std::string& RadosClient::pool() const { return impl_->options.pool; }
 
 Status RadosClient::WriteFull(const std::string& oid, std::string_view data) const {
+  if (TooLarge(data)) return impl_->Error(-EFBIG, "write_full", oid);
   librados::bufferlist bl = ToBufferlist(data);
   const int rc = impl_->ioctx.write_full(oid, bl);
   return rc < 0 ? impl_->Error(rc, "write_full", oid) : Status::Ok();
 }
 
 Status RadosClient::Write(const std::string& oid, std::string_view data, uint64_t offset) const {
+  if (TooLarge(data)) return impl_->Error(-EFBIG, "write", oid);
   librados::bufferlist bl = ToBufferlist(data);
   const int rc = impl_->ioctx.write(oid, bl, data.size(), offset);
   return rc < 0 ? impl_->Error(rc, "write", oid) : Status::Ok();
@@ -211,6 +218,7 @@ void RadosBatch::WriteFull(const std::string& oid, std::string_view data) {
   auto op = std::make_unique<Op>();
   op->what = "write_full";
   op->oid = oid;
+  if (TooLarge(data)) return Issue(std::move(op), -EFBIG);
   op->bl = ToBufferlist(data);
   const int rc = client_.impl_->ioctx.aio_write_full(oid, op->completion.get(), op->bl);
   Issue(std::move(op), rc);
@@ -220,6 +228,7 @@ void RadosBatch::Write(const std::string& oid, std::string_view data, uint64_t o
   auto op = std::make_unique<Op>();
   op->what = "write";
   op->oid = oid;
+  if (TooLarge(data)) return Issue(std::move(op), -EFBIG);
   op->bl = ToBufferlist(data);
   const int rc =
       client_.impl_->ioctx.aio_write(oid, op->completion.get(), op->bl, data.size(), offset);

@@ -285,6 +285,10 @@ TEST_F(EtcdClientTest, CompareOnlyTxnOnAFollowerSeesTheLatestWrite) {
 TEST_F(EtcdClientTest, SerializableRangeAtARevisionOnAFollowerWaitsForIt) {
   auto follower = FollowerClient();
   ASSERT_NE(follower, nullptr);
+  // The leader is not among this client's endpoints: its writes go through
+  // the follower, which forwards them.
+  ASSERT_TRUE(follower->Put(Key("via-follower"), "x").ok());
+  EXPECT_EQ(client_->Range(Key("via-follower"))->kvs.at(0).value, "x");
   const std::string k = Key("k");
   for (int i = 0; i < 300; ++i) {
     RangeOptions at;
