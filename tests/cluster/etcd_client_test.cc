@@ -526,20 +526,34 @@ TEST_F(EtcdClientTest, MemberListAndStatusAgreeOnTheLeader) {
 
 TEST_F(EtcdClientTest, ConcurrentCallsFromManyThreads) {
   constexpr int kThreads = 8, kOps = 25;
-  std::atomic<int> failures{0};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  auto fail = [&](std::string what) {
+    std::lock_guard<std::mutex> l(mu);
+    failures.push_back(std::move(what));
+  };
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kOps; ++i) {
         const std::string k = Key("t" + std::to_string(t));
-        if (!client_->Put(k, std::to_string(i)).ok()) ++failures;
+        auto put = client_->Put(k, std::to_string(i));
+        if (!put.ok()) {
+          fail("put: " + put.status().ToString());
+          continue;
+        }
         auto r = client_->Range(k);
-        if (!r.ok() || r->kvs.size() != 1 || r->kvs[0].value != std::to_string(i)) ++failures;
+        if (!r.ok()) {
+          fail("range: " + r.status().ToString());
+        } else if (r->kvs.size() != 1 || r->kvs[0].value != std::to_string(i)) {
+          fail("range of " + k + " after put " + std::to_string(i) + " at revision " +
+               std::to_string(*put) + " read " + (r->kvs.empty() ? "nothing" : r->kvs[0].value));
+        }
       }
     });
   }
   for (auto& th : threads) th.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failures, the first: " << failures[0];
 }
 
 TEST(EtcdClientUnreachableTest, NoMemberListeningFailsWithinTheDeadlineNamingTheEndpoint) {
