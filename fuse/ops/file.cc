@@ -12,6 +12,16 @@ namespace {
 
 bool BadOffset(off_t off) { return off < 0; }
 
+// A WRITE the kernel sent from its direct-I/O path (fuse_direct_io: a
+// direct-I/O handle, or O_DIRECT; synchronous or asynchronous). That path
+// always sends the writer's lock owner (FUSE_WRITE_LOCKOWNER); a write
+// through the page cache (write-through, whose last page may be locked
+// while the request is out) and the writeback of mapped pages
+// (FUSE_WRITE_CACHE) never do. So a nonzero lock owner without writepage
+// means no page of the file is locked on this request's behalf, and its
+// cached pages can be invalidated before the reply.
+bool IsDirectWrite(const fuse_file_info* fi) { return fi->writepage == 0 && fi->lock_owner != 0; }
+
 // Page-cache policy of a new handle; returns whether it bypasses the caches.
 // Normally the kernel keeps the file's pages across opens: every change comes
 // through this mount and updates or invalidates them (docs/ARCHITECTURE.md
@@ -120,6 +130,16 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
       AdapterOf(req).fs().Write(c, ino, fi->fh, static_cast<uint64_t>(off), buf, size,
                                 /*writeback=*/fi->writepage != 0);
   if (!n.ok()) return ReplyErr(req, n.status());
+  if (IsDirectWrite(fi)) {
+    // The kernel drops the cached pages a direct write overlaps before it
+    // sends the WRITE, not after: a cached reader or a mapping that faults a
+    // page in meanwhile caches the old bytes, and nothing drops them later
+    // (for an asynchronous write — io_submit — not even the attributes, so
+    // auto_inval_data cannot notice either). Drop them now, before the
+    // reply completes the write: no read that starts after the write
+    // returned can see older bytes (docs/ARCHITECTURE.md section 7).
+    AdapterOf(req).invalidator().InvalidateRange(ino, static_cast<uint64_t>(off), *n);
+  }
   ForgetCachedPagesAfterReply forget(req, c, ino);
   fuse_reply_write(req, *n);
 }
