@@ -368,34 +368,47 @@ Result<uint64_t> Engine::Lseek(const Caller& c, uint64_t ino, uint64_t off, int 
   DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
-  if (off >= n.size) return Status(Code::kErrno, "offset past end of file", ENXIO);
+  if (off >= n.size) return Status(Code::kErrno, "offset at or past end of file", ENXIO);
+  // Answers are in whole blocks, as ext4 and xfs give them: a block holding
+  // any written byte is data, and holes start and end on block boundaries
+  // (the end of file excepted). Chunks are whole blocks, so a block never
+  // straddles two slice lists.
+  constexpr uint64_t kSeekBlock = 4096;
+  static_assert(kSeekBlock <= (uint64_t{1} << 20), "a seek block must fit in a chunk");
   std::optional<uint64_t> found;
-  uint64_t pos = off;  // for SEEK_HOLE: end of the data run starting at or covering off
-  bool in_run = true;
+  uint64_t pos = off;  // SEEK_HOLE: end of the data run covering off so far
+  Status bad;
   DBFS_RETURN_IF_ERROR(t.Scan(Table::kExtents, ChunkKey(ino, off / chunk_), InoKey(ino + 1),
                               [&](std::string_view k, std::string_view v) {
                                 auto l = DecodeSlices(v);
-                                if (!l.ok()) return false;
+                                if (!l.ok()) {
+                                  bad = l.status();
+                                  return false;
+                                }
                                 const uint64_t base = GetBE64(k.data() + 8) * chunk_;
                                 for (const Slice& s : *l) {
-                                  const uint64_t a = base + s.off, b = base + s.end();
-                                  if (b <= off) continue;
+                                  const uint64_t a = (base + s.off) / kSeekBlock * kSeekBlock;
+                                  const uint64_t b =
+                                      (base + s.end() + kSeekBlock - 1) / kSeekBlock * kSeekBlock;
+                                  if (b <= pos) continue;
                                   if (whence == SEEK_DATA) {
                                     found = std::max(a, off);
                                     return false;
                                   }
-                                  if (a > pos) {  // a hole before this slice
+                                  if (a > pos) {  // a hole before this run
                                     found = pos;
                                     return false;
                                   }
-                                  pos = std::max(pos, b);
+                                  pos = b;
                                 }
-                                return in_run;
+                                return pos < n.size;
                               }));
+  DBFS_RETURN_IF_ERROR(bad);
   if (whence == SEEK_DATA) {
     if (!found || *found >= n.size) return Status(Code::kErrno, "no data past offset", ENXIO);
     return *found;
   }
+  // The end of file is a hole (the virtual one every file ends with).
   return std::min(found.value_or(pos), n.size);
 }
 
