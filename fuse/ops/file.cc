@@ -173,9 +173,9 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
 
 void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
   // The kernel handles SEEK_SET/CUR/END itself and only asks for these two.
-  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || BadOffset(off)) {
-    return ReplyErr(req, Status::Invalid("bad lseek"));
-  }
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return ReplyErr(req, Status::Invalid("bad lseek"));
+  // Like ext4 and xfs: a negative offset is "past the data", not invalid.
+  if (BadOffset(off)) return ReplyErr(req, Status(Code::kErrno, "negative offset", ENXIO));
   Result<uint64_t> r =
       AdapterOf(req).fs().Lseek(CallerOf(req), ino, fi->fh, static_cast<uint64_t>(off), whence);
   if (!r.ok()) return ReplyErr(req, r.status());
