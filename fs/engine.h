@@ -173,6 +173,9 @@ class Engine {
 
   // ---- directories (fs/directories.cc) ----
   Result<uint64_t> OpenDir(const Caller& c, uint64_t ino);
+  // The listing of `ino` at one snapshot, "." and ".." first.
+  Status ListDir(const Caller& c, uint64_t ino, std::vector<DirEntry>* out);
+  Status RewindDir(const Caller& c, uint64_t ino, uint64_t fh);
   const std::vector<DirEntry>* DirEntries(uint64_t fh);
   Status ReleaseDir(uint64_t fh);
 
@@ -217,6 +220,7 @@ class Engine {
     int flags = 0;
     bool dir = false;
     std::vector<DirEntry> entries;
+    bool entries_read = false;  // DirEntries served the listing since it was taken
     // The transaction the handle was opened in, if any: the kernel's
     // writeback of pages mapped through it belongs to that transaction.
     std::weak_ptr<ExplicitTx> tx;

@@ -147,6 +147,9 @@ Result<uint64_t> Filesystem::OpenDir(const Caller& c, uint64_t ino) {
   return engine_->OpenDir(c, ino);
 }
 const std::vector<DirEntry>* Filesystem::DirEntries(uint64_t fh) { return engine_->DirEntries(fh); }
+Status Filesystem::RewindDir(const Caller& c, uint64_t ino, uint64_t fh) {
+  return engine_->RewindDir(c, ino, fh);
+}
 Status Filesystem::ReleaseDir(uint64_t, uint64_t fh) { return engine_->ReleaseDir(fh); }
 Status Filesystem::FsyncDir(const Caller& c, uint64_t, uint64_t, bool) { return engine_->Fsync(c); }
 

@@ -307,8 +307,15 @@ class Filesystem {
   // ---- directories (fs/directories.cc) ----
   // Materializes a stable listing ("." and ".." first) for the handle.
   Result<uint64_t> OpenDir(const Caller& c, uint64_t ino);
+  // A read from offset 0 again (rewinddir(3), or a seek back to the start):
+  // takes a fresh listing from a new snapshot if the handle's listing was
+  // read since it was taken, so names created since opendir are returned
+  // (POSIX). A pass through the listing still never shows duplicates or
+  // misses entries present throughout.
+  Status RewindDir(const Caller& c, uint64_t ino, uint64_t fh);
   // Entries of the handle's listing from index `offset` on. The pointer stays
-  // valid until ReleaseDir. Returns nullptr for an unknown handle.
+  // valid until ReleaseDir or RewindDir (the kernel serializes READDIRs of
+  // one handle). Returns nullptr for an unknown handle.
   const std::vector<DirEntry>* DirEntries(uint64_t fh);
   Status ReleaseDir(uint64_t ino, uint64_t fh);
   Status FsyncDir(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);
