@@ -18,9 +18,15 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
   Adapter& a = AdapterOf(req);
   const Caller c = CallerOf(req);
   const bool dir_uncached = plus && a.fs().Uncached(c, ino);
+  if (off < 0) return ReplyErr(req, Status::Invalid("negative directory offset"));
+  if (off == 0) {
+    // rewinddir(3) is a seek to 0 on the same handle: the kernel reads from
+    // offset 0 again. Names created since opendir must appear (POSIX).
+    const Status s = a.fs().RewindDir(c, ino, fi->fh);
+    if (!s.ok()) return ReplyErr(req, s);
+  }
   const std::vector<DirEntry>* entries = a.fs().DirEntries(fi->fh);
   if (entries == nullptr) return ReplyErr(req, Status(Code::kBadFd, "unknown directory handle"));
-  if (off < 0) return ReplyErr(req, Status::Invalid("negative directory offset"));
   char* buf = ThreadBuffer(size);
   size_t used = 0;
   for (size_t i = static_cast<size_t>(off); i < entries->size(); ++i) {

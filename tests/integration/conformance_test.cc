@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -88,6 +89,58 @@ TEST_F(Conformance, SeekDataAndHoleMatchTmpfs) {
     }
   }
   EXPECT_EQ(0, wrong) << "of " << probes.size() * 2 << " answers";
+}
+
+
+std::set<std::string> ReadAll(DIR* d) {
+  std::set<std::string> names;
+  while (struct dirent* e = readdir(d)) names.insert(e->d_name);
+  return names;
+}
+
+// Item 4: names created after opendir() and before rewinddir() are returned
+// by later readdir() calls, and names removed meanwhile are not (POSIX
+// rewinddir). Before the fix the handle kept the listing it took at open.
+TEST_F(Conformance, RewinddirSeesNamesCreatedSinceOpendir) {
+  ASSERT_SYS(mkdir(path("d").c_str(), 0755));
+  ASSERT_TRUE(WriteFile(path("d/old"), "x"));
+  ASSERT_TRUE(WriteFile(path("d/gone"), "x"));
+  DIR* d = opendir(path("d").c_str());
+  ASSERT_NE(nullptr, d);
+  EXPECT_EQ((std::set<std::string>{".", "..", "old", "gone"}), ReadAll(d));
+  ASSERT_TRUE(WriteFile(path("d/new"), "x"));
+  ASSERT_SYS(unlink(path("d/gone").c_str()));
+  rewinddir(d);
+  EXPECT_EQ((std::set<std::string>{".", "..", "old", "new"}), ReadAll(d));
+  // A rewind before anything was read, and a second pass, work the same.
+  ASSERT_TRUE(WriteFile(path("d/newer"), "x"));
+  rewinddir(d);
+  rewinddir(d);
+  EXPECT_EQ((std::set<std::string>{".", "..", "old", "new", "newer"}), ReadAll(d));
+  closedir(d);
+}
+
+// A pass through a listing stays stable while names come and go: entries
+// present throughout appear exactly once (the guarantee rewinddir must not
+// break).
+TEST_F(Conformance, ListingInProgressStaysStableUnderChanges) {
+  ASSERT_SYS(mkdir(path("s").c_str(), 0755));
+  for (int i = 0; i < 400; ++i) ASSERT_TRUE(WriteFile(path("s/keep" + std::to_string(i)), ""));
+  DIR* d = opendir(path("s").c_str());
+  ASSERT_NE(nullptr, d);
+  std::vector<std::string> seen;
+  int made = 0;
+  while (struct dirent* e = readdir(d)) {
+    seen.push_back(e->d_name);
+    // Churn between the small reads of the listing.
+    ASSERT_TRUE(WriteFile(path("s/churn" + std::to_string(made++)), ""));
+    if (made % 3 == 0) unlink(path("s/churn" + std::to_string(made - 2)).c_str());
+  }
+  closedir(d);
+  std::map<std::string, int> count;
+  for (const std::string& n : seen) ++count[n];
+  for (int i = 0; i < 400; ++i) EXPECT_EQ(1, count["keep" + std::to_string(i)]) << i;
+  for (const auto& [n, k] : count) EXPECT_EQ(1, k) << n << " listed twice";
 }
 
 }  // namespace
