@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
                  "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
                  "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS, "
                  "direct_io, tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t], checkpoint_mb=N, "
-                 "checkpoint_interval=SECONDS, wal_segment_mb=N "
-                 "(generic mount(8) options such as rw,nosuid,nodev are ignored)")
+                 "checkpoint_interval=SECONDS, wal_segment_mb=N, dev, nodev, suid, nosuid, exec, "
+                 "noexec (root mounts default to dev,suid like mount(8); other users get "
+                 "nodev,nosuid) (other generic mount(8) options such as auto are ignored)")
       ->allow_extra_args(false);
   app.add_flag("-f,--foreground", foreground, "Stay in the foreground, log to stderr");
   app.add_flag("-d,--debug", debug, "Trace every FUSE request (implies -f, log_level=debug)");

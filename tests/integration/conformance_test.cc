@@ -12,6 +12,7 @@
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <grp.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -141,6 +142,85 @@ TEST_F(Conformance, ListingInProgressStaysStableUnderChanges) {
   for (const std::string& n : seen) ++count[n];
   for (int i = 0; i < 400; ++i) EXPECT_EQ(1, count["keep" + std::to_string(i)]) << i;
   for (const auto& [n, k] : count) EXPECT_EQ(1, k) << n << " listed twice";
+}
+
+
+// Runs argv as `uid` (gid the same) with stdout captured; returns the exit
+// status (-1 if it did not run) and the output in *out.
+int RunAs(uid_t uid, const std::vector<std::string>& argv, std::string* out) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    if (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0) _exit(126);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(errno == EACCES ? 125 : 127);
+  }
+  close(fds[1]);
+  out->clear();
+  char buf[256];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) out->append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int st = 0;
+  if (!WaitPid(pid, std::chrono::seconds(20), &st)) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// A copy of id(1) owned by root with the set-user-ID bit, on the mount.
+void MakeSetuidId(const std::string& dst) {
+  const std::string id = ReadFile("/usr/bin/id");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WriteFile(dst, id, 0, 0755));
+  ASSERT_SYS(chown(dst.c_str(), 0, 0));
+  ASSERT_SYS(chmod(dst.c_str(), 04755));
+}
+
+// Item 7: a root mount honours device nodes and set-user-ID files by default
+// (mount(8)'s defaults for root). Before the fix libfuse mounted nodev,nosuid:
+// opening a device node failed with EACCES.
+TEST_F(Conformance, RootMountHonoursDeviceNodesAndSetuid) {
+  if (vol_->plain()) GTEST_SKIP() << "mount flags of a plain directory are the host's";
+  struct statvfs sv {};
+  ASSERT_SYS(statvfs(path().c_str(), &sv));
+  EXPECT_EQ(0u, sv.f_flag & ST_NODEV);
+  EXPECT_EQ(0u, sv.f_flag & ST_NOSUID);
+  ASSERT_SYS(mknod(path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)));
+  Fd fd(open(path("null").c_str(), O_WRONLY));
+  ASSERT_GE(fd.get(), 0) << "opening a device node: " << ErrName(errno);
+  EXPECT_EQ(5, write(fd.get(), "hello", 5));
+  MakeSetuidId(path("id"));
+  std::string out;
+  ASSERT_EQ(0, RunAs(kNobody, {path("id"), "-u"}, &out));
+  EXPECT_EQ("0\n", out) << "a set-user-ID root program ran without its privilege";
+}
+
+class ConformanceNoDev : public MountTest {
+ protected:
+  std::string MountOptions() const override {
+    return MountedVolume::DefaultOptions() + ",nodev,nosuid,noexec";
+  }
+};
+
+// nodev, nosuid and noexec work when given.
+TEST_F(ConformanceNoDev, NodevNosuidNoexecAreHonoured) {
+  if (vol_->plain()) GTEST_SKIP() << "mount flags of a plain directory are the host's";
+  struct statvfs sv {};
+  ASSERT_SYS(statvfs(path().c_str(), &sv));
+  EXPECT_NE(0u, sv.f_flag & ST_NODEV);
+  EXPECT_NE(0u, sv.f_flag & ST_NOSUID);
+  EXPECT_NE(0u, sv.f_flag & ST_NOEXEC);
+  ASSERT_SYS(mknod(path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)));
+  EXPECT_ERRNO(EACCES, open(path("null").c_str(), O_WRONLY));
+  MakeSetuidId(path("id"));
+  std::string out;
+  EXPECT_EQ(125, RunAs(kNobody, {path("id"), "-u"}, &out)) << "noexec: exec must fail with EACCES";
 }
 
 }  // namespace

@@ -71,6 +71,12 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       so.allow_other = o.allow_other;
       so.default_permissions = o.default_permissions;
       so.noatime = o.fs.noatime;
+      // Device nodes and set-user-ID files work on a root mount unless told
+      // otherwise (mount(8)'s defaults); other users get what fusermount3
+      // allows them: nodev,nosuid.
+      so.dev = o.dev.value_or(geteuid() == 0);
+      so.suid = o.suid.value_or(geteuid() == 0);
+      so.noexec = o.noexec;
       s = fuse::ServeSession(so, &adapter, report);
       (*elle)->Stop();
     }

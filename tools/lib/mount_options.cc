@@ -19,8 +19,7 @@ namespace {
 bool IsIgnoredOption(std::string_view key) {
   // Generic mount(8) options a mount helper receives; they mean nothing here.
   static constexpr std::string_view kIgnored[] = {
-      "rw",   "dev",    "nodev", "suid",   "nosuid",  "exec",     "noexec",
-      "auto", "noauto", "user",  "nouser", "_netdev", "defaults", "nofail"};
+      "rw", "auto", "noauto", "user", "nouser", "_netdev", "defaults", "nofail"};
   for (std::string_view k : kIgnored) {
     if (key == k) return true;
   }
@@ -127,6 +126,16 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(flag(&out->fs.sync, true));
     } else if (key == "noatime") {
       DBFS_RETURN_IF_ERROR(flag(&out->fs.noatime, true));
+    } else if (key == "dev" || key == "nodev") {
+      bool v = false;
+      DBFS_RETURN_IF_ERROR(flag(&v, true));
+      out->dev = key == "dev";
+    } else if (key == "suid" || key == "nosuid") {
+      bool v = false;
+      DBFS_RETURN_IF_ERROR(flag(&v, true));
+      out->suid = key == "suid";
+    } else if (key == "exec" || key == "noexec") {
+      DBFS_RETURN_IF_ERROR(flag(&out->noexec, key == "noexec"));
     } else if (key == "allow_other") {
       DBFS_RETURN_IF_ERROR(flag(&out->allow_other, true));
     } else if (key == "default_permissions") {
@@ -192,7 +201,7 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
     } else {
       return Status::Invalid(fmt::format(
           "unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
-          "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
+          "dev, nodev, suid, nosuid, exec, noexec, default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
           "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
           "elle_port=)",
           item));

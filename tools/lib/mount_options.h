@@ -6,6 +6,7 @@
 
 #include <spdlog/common.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,12 @@ struct MountOptions {
   bool allow_other = false;         // -o allow_other
   bool default_permissions = true;  // kernel mode checks (-o no_default_permissions: off)
   fuse::CachePolicy cache;          // -o entry_timeout=, -o attr_timeout=, -o direct_io
+  // Kernel mount flags. dev/suid default to mount(8)'s defaults for root
+  // (on) and to what fusermount3 forces on other users (off); -o dev,
+  // nodev, suid, nosuid, exec, noexec set them explicitly.
+  std::optional<bool> dev;
+  std::optional<bool> suid;
+  bool noexec = false;
   int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
   bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
 };
@@ -33,8 +40,9 @@ struct MountOptions {
 // log_level=trace|debug|info|warn|error, allow_other, default_permissions,
 // no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
 // tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed).
-// Ignored (mount(8) passes them): rw, dev, nodev, suid, nosuid, exec, noexec,
-// auto, noauto, user, nouser, _netdev, defaults, nofail, x-*. Anything else
+// Kernel mount flags: dev, nodev, suid, nosuid, exec, noexec.
+// Ignored (mount(8) passes them): rw, auto, noauto, user, nouser, _netdev,
+// defaults, nofail, x-*. Anything else
 // is an Invalid status naming the option.
 Status ParseMountOptions(std::string_view list, MountOptions* out);
 
