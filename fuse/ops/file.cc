@@ -148,7 +148,7 @@ void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Adapter& a = AdapterOf(req);
   // close(2) by any descriptor of a process drops all its POSIX locks on the
   // file; the kernel tells us with FLUSH and the closing lock owner.
-  a.locks().ReleasePosix(ino, fi->lock_owner);
+  a.locks().ReleasePosix(ino, fi->fh, fi->lock_owner);
   ReplyErr(req, a.fs().Flush(ino, fi->fh));
 }
 
@@ -156,6 +156,8 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Adapter& a = AdapterOf(req);
   // The last close of an open file description drops its flock lock.
   if (fi->flock_release) a.locks().ReleaseFlock(ino, fi->lock_owner);
+  // ... and its OFD locks (fcntl F_OFD_SETLK), which nobody else releases.
+  a.locks().ReleaseOfd(ino, fi->fh);
   ReplyErr(req, a.fs().Release(ino, fi->fh));
 }
 

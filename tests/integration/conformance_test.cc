@@ -223,5 +223,114 @@ TEST_F(ConformanceNoDev, NodevNosuidNoexecAreHonoured) {
   EXPECT_EQ(125, RunAs(kNobody, {path("id"), "-u"}, &out)) << "noexec: exec must fail with EACCES";
 }
 
+
+struct flock Range(short type) {
+  struct flock l {};
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  l.l_start = 0;
+  l.l_len = 100;
+  return l;
+}
+
+// F_OFD_SETLK of a write lock on [0, 100) through a fresh open file
+// description: 0 if granted, else the errno.
+int TryOfdLock(const std::string& f) {
+  Fd fd(open(f.c_str(), O_RDWR));
+  if (fd.get() < 0) return errno;
+  struct flock l = Range(F_WRLCK);
+  return fcntl(fd.get(), F_OFD_SETLK, &l) == 0 ? 0 : errno;
+}
+
+// Item 10: OFD locks belong to the open file description: they survive dup
+// and fork and closing some of its descriptors, and end at its last close —
+// also when that close is a process exit. Before the fix an OFD lock was
+// never released (the kernel does not tell the daemon), so another
+// process's F_OFD_SETLKW waited forever.
+TEST_F(Conformance, OfdLocksEndAtTheLastCloseOfTheirDescription) {
+  const std::string f = path("ofd");
+  ASSERT_TRUE(WriteFile(f, std::string(100, 'x')));
+  {
+    Fd fd(open(f.c_str(), O_RDWR));
+    ASSERT_GE(fd.get(), 0);
+    struct flock l = Range(F_WRLCK);
+    ASSERT_SYS(fcntl(fd.get(), F_OFD_SETLK, &l));
+    Fd dup_fd(dup(fd.get()));
+    EXPECT_EQ(EAGAIN, TryOfdLock(f)) << "another description must conflict";
+    fd = Fd();  // one of two descriptors closed: the lock stays
+    EXPECT_EQ(EAGAIN, TryOfdLock(f)) << "the lock ended before the last close";
+    // F_OFD_GETLK reports the conflicting OFD lock with l_pid -1.
+    Fd other(open(f.c_str(), O_RDWR));
+    struct flock q = Range(F_WRLCK);
+    ASSERT_SYS(fcntl(other.get(), F_OFD_GETLK, &q));
+    EXPECT_EQ(F_WRLCK, q.l_type);
+    EXPECT_EQ(-1, q.l_pid);
+  }
+  EXPECT_EQ(0, TryOfdLock(f)) << "the lock outlived the last close of its description";
+
+  // Inherited by fork: the parent's close does not end it, the child's exit does.
+  int pipefd[2];
+  ASSERT_SYS(pipe(pipefd));
+  Fd fd(open(f.c_str(), O_RDWR));
+  struct flock l = Range(F_WRLCK);
+  ASSERT_SYS(fcntl(fd.get(), F_OFD_SETLK, &l));
+  const pid_t child = fork();
+  if (child == 0) {
+    close(pipefd[1]);
+    char c;
+    [[maybe_unused]] ssize_t n = read(pipefd[0], &c, 1);  // until told to exit
+    _exit(0);  // exits holding the description: no close(2) of its own
+  }
+  close(pipefd[0]);
+  fd = Fd();
+  EXPECT_EQ(EAGAIN, TryOfdLock(f)) << "the child's copy of the description holds the lock";
+  close(pipefd[1]);
+  int st = 0;
+  ASSERT_TRUE(WaitPid(child, std::chrono::seconds(10), &st));
+  // A blocking F_OFD_SETLKW must be granted now (bounded by the alarm).
+  Fd waiter(open(f.c_str(), O_RDWR));
+  struct flock w = Range(F_WRLCK);
+  const int rc = RunInChild([&] {
+    alarm(10);
+    return fcntl(waiter.get(), F_OFD_SETLKW, &w) == 0 ? 0 : errno;
+  });
+  EXPECT_EQ(0, rc) << "F_OFD_SETLKW after the holder exited (-1: hung)";
+}
+
+// F_GETLK reports a conflicting POSIX lock with its holder's pid.
+TEST_F(Conformance, GetlkReportsPosixHolderPid) {
+  const std::string f = path("posix");
+  ASSERT_TRUE(WriteFile(f, std::string(100, 'x')));
+  int ready[2], done[2];
+  ASSERT_SYS(pipe(ready));
+  ASSERT_SYS(pipe(done));
+  const pid_t child = fork();
+  if (child == 0) {
+    close(ready[0]);
+    close(done[1]);  // so that the parent's close (or death) ends the read below
+    Fd fd(open(f.c_str(), O_RDWR));
+    struct flock l = Range(F_WRLCK);
+    const char ok = fcntl(fd.get(), F_SETLK, &l) == 0 ? 'y' : 'n';
+    [[maybe_unused]] ssize_t n = write(ready[1], &ok, 1);
+    char c;
+    n = read(done[0], &c, 1);
+    _exit(0);
+  }
+  close(ready[1]);
+  close(done[0]);
+  char ok = 0;
+  ASSERT_EQ(1, read(ready[0], &ok, 1));
+  ASSERT_EQ('y', ok);
+  Fd fd(open(f.c_str(), O_RDWR));
+  struct flock q = Range(F_RDLCK);
+  ASSERT_SYS(fcntl(fd.get(), F_GETLK, &q));
+  EXPECT_EQ(F_WRLCK, q.l_type);
+  EXPECT_EQ(child, q.l_pid);
+  close(done[1]);
+  int st = 0;
+  EXPECT_TRUE(WaitPid(child, std::chrono::seconds(10), &st));
+  close(ready[0]);
+}
+
 }  // namespace
 }  // namespace dbfs::testing
