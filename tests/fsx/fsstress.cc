@@ -23,6 +23,7 @@
 #include <cstring>
 #include <ctime>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -157,7 +158,7 @@ class Worker {
 
 // Reads every file of the tree whole: a damaged extent or a dangling entry
 // shows up as an error here.
-bool Walk(const std::string& dir) {
+bool Walk(const std::string& dir, std::set<ino_t>* seen_dirs) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) {
     std::fprintf(stderr, "fsstress: opendir %s: %s\n", dir.c_str(), strerror(errno));
@@ -175,10 +176,17 @@ bool Walk(const std::string& dir) {
       continue;
     }
     if (S_ISDIR(st.st_mode)) {
-      ok = Walk(p) && ok;
+      // A directory met twice is a cycle (or a second name) in the tree.
+      if (!seen_dirs->insert(st.st_ino).second) {
+        std::fprintf(stderr, "fsstress: directory %s (inode %ju) seen twice\n", p.c_str(),
+                     static_cast<uintmax_t>(st.st_ino));
+        ok = false;
+        continue;
+      }
+      ok = Walk(p, seen_dirs) && ok;
     } else if (S_ISREG(st.st_mode)) {
       const int fd = open(p.c_str(), O_RDONLY);
-      char buf[65536];
+      static char buf[65536];  // not on the stack: renames nest the tree deep
       ssize_t n = 0;
       off_t total = 0;
       while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) total += n;
@@ -237,7 +245,8 @@ int main(int argc, char** argv) {
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ++failed;
   }
-  if (!Walk(root)) ++failed;
+  std::set<ino_t> seen_dirs;
+  if (!Walk(root, &seen_dirs)) ++failed;
   std::printf("fsstress: %s (%d of %d processes failed)\n", failed ? "FAILED" : "passed", failed,
               procs);
   return failed ? 1 : 0;

@@ -332,5 +332,31 @@ TEST_F(Conformance, GetlkReportsPosixHolderPid) {
   close(ready[0]);
 }
 
+
+// Regression (found by bench/fsx.sh's fsstress: ESTALE from lookups, links,
+// renames under concurrent renames): READDIRPLUS sent attributes for names
+// of the listing's snapshot that had been renamed away since, so the kernel
+// made a dentry for a moved directory under its old name — moving it back
+// there in the dcache, behind the daemon's back.
+TEST_F(Conformance, ReaddirplusOfAStaleListingDoesNotResurrectRenamedDirectory) {
+  ASSERT_SYS(mkdir(path("x").c_str(), 0755));
+  ASSERT_SYS(mkdir(path("y").c_str(), 0755));
+  ASSERT_SYS(mkdir(path("x/d").c_str(), 0755));
+  ASSERT_TRUE(WriteFile(path("x/d/f"), "data"));
+  DIR* dir = opendir(path("x").c_str());  // the listing is taken here
+  ASSERT_NE(nullptr, dir);
+  ASSERT_SYS(rename(path("x/d").c_str(), path("y/moved").c_str()));
+  std::set<std::string> names = ReadAll(dir);  // the snapshot still has "d"
+  closedir(dir);
+  EXPECT_TRUE(names.count("d")) << "the listing is the opendir snapshot";
+  struct stat st {};
+  EXPECT_ERRNO(ENOENT, stat(path("x/d").c_str(), &st));
+  EXPECT_SYS(stat(path("y/moved").c_str(), &st));
+  EXPECT_EQ("data", ReadFile(path("y/moved/f")));
+  EXPECT_SYS(mkdir(path("y/moved/sub").c_str(), 0755));
+  EXPECT_SYS(rename(path("y/moved").c_str(), path("x/back").c_str()));
+  EXPECT_EQ("data", ReadFile(path("x/back/f")));
+}
+
 }  // namespace
 }  // namespace dbfs::testing
