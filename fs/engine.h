@@ -167,6 +167,10 @@ class Engine {
   Status Release(uint64_t ino, uint64_t fh);
   Status Fsync(const Caller& c);
   Status Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, uint64_t len);
+  // Fills every hole of the 4 KiB blocks [off, off+len) touches with zeros
+  // appended to the store's data (fallocate's reservation); ENOSPC, changing
+  // nothing, when the store has less space available than that needs.
+  Status AllocateRange(Transaction& t, uint64_t ino, Inode* n, uint64_t off, uint64_t len);
   Result<uint64_t> Lseek(const Caller& c, uint64_t ino, uint64_t off, int whence);
   Result<size_t> CopyFileRange(const Caller& c, uint64_t in, uint64_t fh_in, uint64_t off_in,
                                uint64_t out, uint64_t fh_out, uint64_t off_out, size_t len);
