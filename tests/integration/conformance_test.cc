@@ -428,5 +428,66 @@ TEST_F(Conformance, FileHandlesLiveAsLongAsTheirFile) {
   EXPECT_EQ("errno:ESTALE", ReadByHandle(path(), hgone));
 }
 
+
+uint64_t FreeBytes(const std::string& p) {
+  struct statvfs v {};
+  EXPECT_SYS(statvfs(p.c_str(), &v));
+  return uint64_t{v.f_bfree} * v.f_frsize;
+}
+
+// Item 6: fallocate reserves for real: an unaligned range reserves every
+// block it touches (st_blocks), statfs shows the space as used, KEEP_SIZE
+// keeps EOF (also for later writes inside the file), the reservation past
+// EOF survives a remount (fsck clean), and a request larger than the free
+// space fails with ENOSPC and changes nothing. Before the fix mode 0 only
+// moved the size and KEEP_SIZE did nothing at all.
+TEST_F(Conformance, FallocateReservesSpace) {
+  const std::string f = path("fa");
+  Fd fd(open(f.c_str(), O_RDWR | O_CREAT, 0644));
+  ASSERT_GE(fd.get(), 0);
+  ASSERT_SYS(fallocate(fd.get(), 0, 100, 10));  // touches one block
+  struct stat st = FStatOf(fd.get());
+  EXPECT_EQ(110, st.st_size);
+  EXPECT_EQ(8, st.st_blocks) << "the one 4 KiB block [100, 110) touches";
+
+  constexpr off_t kReserve = 64 << 20;
+  const uint64_t free_before = FreeBytes(path());
+  ASSERT_SYS(fallocate(fd.get(), FALLOC_FL_KEEP_SIZE, 0, kReserve));
+  st = FStatOf(fd.get());
+  EXPECT_EQ(110, st.st_size) << "KEEP_SIZE moved EOF";
+  EXPECT_GE(st.st_blocks, kReserve / 512);
+  const uint64_t free_after = FreeBytes(path());
+  EXPECT_GE(free_before - std::min(free_before, free_after), uint64_t{kReserve} * 9 / 10)
+      << "statfs does not show the reservation";
+  // A write inside the file does not move EOF; one past EOF (inside the
+  // reservation) moves it to the write's end only.
+  ASSERT_EQ(5, pwrite(fd.get(), "hello", 5, 50));
+  EXPECT_EQ(110, FStatOf(fd.get()).st_size);
+  ASSERT_EQ(5, pwrite(fd.get(), "world", 5, 1 << 20));
+  EXPECT_EQ((1 << 20) + 5, FStatOf(fd.get()).st_size);
+  EXPECT_TRUE(AllZero(PRead(fd.get(), (1 << 20) - 110, 110)));
+
+  // Larger than the free space: ENOSPC, nothing changed.
+  const struct stat before = FStatOf(fd.get());
+  const off_t huge = static_cast<off_t>(FreeBytes(path()) + (off_t{1} << 30));
+  EXPECT_ERRNO(ENOSPC, fallocate(fd.get(), 0, 0, huge));
+  EXPECT_ERRNO(ENOSPC, fallocate(fd.get(), FALLOC_FL_KEEP_SIZE, 0, huge));
+  const struct stat after = FStatOf(fd.get());
+  EXPECT_EQ(before.st_size, after.st_size);
+  EXPECT_EQ(before.st_blocks, after.st_blocks);
+
+  fd = Fd();
+  ASSERT_TRUE(vol_->Remount());
+  st = StatOf(f);
+  EXPECT_EQ((1 << 20) + 5, st.st_size);
+  EXPECT_GE(st.st_blocks, kReserve / 512) << "the reservation past EOF did not survive";
+  const std::string back = ReadFile(f);
+  EXPECT_EQ("hello", back.substr(50, 5));
+  EXPECT_EQ("world", back.substr(1 << 20, 5));
+  // A truncate drops the reservation past the new end.
+  ASSERT_SYS(truncate(f.c_str(), 4096));
+  EXPECT_EQ(8, StatOf(f).st_blocks);
+}
+
 }  // namespace
 }  // namespace dbfs::testing
