@@ -16,6 +16,7 @@
 #include <string>
 
 #include "elle/server.h"
+#include "fs/runtime_dir.h"
 #include "fs/filesystem.h"
 
 namespace dbfs {
@@ -48,6 +49,11 @@ Status SetUpLogging(const MountOptions& o) {
   return Status::Ok();
 }
 
+// The mount's runtime directory (fs/runtime_dir.h).
+std::string RuntimeDirOf(const MountOptions& o) {
+  return o.runtime_dir.empty() ? DefaultRuntimeDir(o.volume) : o.runtime_dir;
+}
+
 Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
   // Before any thread exists: the engine's threads inherit the block.
   fuse::ScopedShutdownSignalMask block(SIG_BLOCK);
@@ -59,7 +65,12 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
   Status s;
   {
     // The Elle protocol server runs while the session does (elle/server.h).
-    auto elle = elle::Server::Start(fs.get(), {o.volume, o.elle_port, o.elle_weaken});
+    // Its socket and token go to the runtime directory, never into the
+    // volume (whose filesystem may not hold sockets).
+    const std::string run_dir = RuntimeDirOf(o);
+    Status made = MakeRuntimeDir(run_dir);
+    auto elle = made.ok() ? elle::Server::Start(fs.get(), {run_dir, o.elle_port, o.elle_weaken})
+                          : Result<std::unique_ptr<elle::Server>>(made);
     if (!elle.ok()) {
       s = elle.TakeStatus();
     } else {

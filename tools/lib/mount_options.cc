@@ -185,6 +185,11 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
     } else if (key == "checkpoint_interval" && has_value) {
       DBFS_RETURN_IF_ERROR(
           ParseUint(key, value, /*suffixes=*/false, &out->fs.checkpoint_interval_s));
+    } else if (key == "runtime_dir" && has_value) {
+      if (value.empty() || value[0] != '/') {
+        return Status::Invalid("mount option runtime_dir: an absolute path is needed");
+      }
+      out->runtime_dir = std::string(value);
     } else if (key == "elle_port" && has_value) {
       uint64_t port = 0;
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
@@ -203,7 +208,7 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
           "unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
           "dev, nodev, suid, nosuid, exec, noexec, default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
           "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
-          "elle_port=)",
+          "runtime_dir=, elle_port=)",
           item));
     }
   }

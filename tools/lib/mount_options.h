@@ -32,6 +32,9 @@ struct MountOptions {
   std::optional<bool> dev;
   std::optional<bool> suid;
   bool noexec = false;
+  // -o runtime_dir=: where the Elle socket and token go (fs/runtime_dir.h);
+  // empty: DefaultRuntimeDir(volume).
+  std::string runtime_dir;
   int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
   bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
 };
