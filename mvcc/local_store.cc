@@ -62,6 +62,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& volume_d
 
   kv::EnvOptions eo;
   eo.read_only = opts.read_only;
+  eo.no_lock_file = opts.no_lock_file;
   eo.initial_map_size = opts.lmdb_initial_map_size;
   DBFS_ASSIGN_OR_RETURN(s->env_, kv::Env::Open(volume_dir + "/meta", eo));
   for (int i = 0; i < kNumTables; ++i) {
