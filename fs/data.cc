@@ -118,7 +118,7 @@ Status Engine::ReadRange(Transaction& t, uint64_t ino, uint64_t off, size_t size
 }
 
 void Engine::MaybeUpdateAtime(uint64_t ino) {
-  if (opts_.noatime) return;
+  if (opts_.noatime || opts_.read_only) return;
   // An atime update of an inode an open transaction touched would make that
   // transaction fail at commit (first committer wins on the inode record):
   // readers do not abort writers, so the update is skipped (relatime is a
@@ -158,7 +158,7 @@ Result<size_t> Engine::Read(const Caller& c, uint64_t ino, uint64_t, uint64_t of
       n_read = static_cast<size_t>(std::min<uint64_t>(size, n.size - off));
       DBFS_RETURN_IF_ERROR(ReadRange(t, ino, off, n_read, buf));
     }
-    touch_atime = !opts_.noatime && !op.tx &&
+    touch_atime = !opts_.noatime && !opts_.read_only && !op.tx &&
                   (TimeLE(n.atime, n.mtime) || TimeLE(n.atime, n.ctime) ||
                    Now().tv_sec - n.atime.tv_sec >= kRelatimeWindow);
   }

@@ -131,7 +131,10 @@ class Engine {
   // ---- lifecycle (fs/engine.cc) ----
   Status Close();
   void StartBackgroundCheckpoints();
-  Result<CheckpointReport> Checkpoint() { return checkpointer_.Run(); }
+  Result<CheckpointReport> Checkpoint() {
+    if (opts_.read_only) return Status::ReadOnly("read-only mount: nothing to checkpoint");
+    return checkpointer_.Run();
+  }
   Status ReclaimAllOrphans();
   void TEST_Abandon();
   mvcc::Store* store() { return store_.get(); }

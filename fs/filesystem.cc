@@ -37,6 +37,11 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& volume,
                                                      const FsOptions& options) {
   mvcc::OpenVolumeOptions o;
   o.local.segment_size = options.wal_segment_bytes;
+  // Read-only: no WAL writer, no flusher, a log tail replayed in memory
+  // only, and not even LMDB's lock file written (we hold the volume lock,
+  // taken read-only: nobody writes beside us).
+  o.local.read_only = options.read_only;
+  o.local.no_lock_file = options.read_only;
   o.lock_holder = "dbfs-mount";
   DBFS_ASSIGN_OR_RETURN(auto store, mvcc::OpenVolume(volume, o));
   return Open(std::move(store), options);
@@ -50,8 +55,9 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(std::unique_ptr<mvcc::Store
     if (!root) return Status::Corruption("volume has no root directory; run fsck.dbfs");
   }
   auto engine = std::make_unique<Engine>(std::move(store), options);
-  // Nobody can reference an orphan at mount time: reclaim them all now.
-  DBFS_RETURN_IF_ERROR(engine->ReclaimAllOrphans());
+  // Nobody can reference an orphan at mount time: reclaim them all now (a
+  // read-only mount leaves them to the next read-write one).
+  if (!options.read_only) DBFS_RETURN_IF_ERROR(engine->ReclaimAllOrphans());
   return std::unique_ptr<Filesystem>(new Filesystem(std::move(engine)));
 }
 

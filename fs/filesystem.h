@@ -127,6 +127,11 @@ struct FsStat {
 struct FsOptions {
   bool sync = false;                // -o sync: every operation durable before it returns
   bool noatime = false;             // never update atime (default: relatime rules)
+  // -o ro: nothing is ever written to the volume — no log records, no LMDB
+  // writes, no orphan reclamation, no atime, no checkpoints, no lock-file
+  // holder line; a log tail left by a crash is replayed in memory only.
+  // Every change fails with EROFS.
+  bool read_only = false;
   std::string log_level;            // informational; logging is set up by the caller
   uint64_t tx_timeout_s = 15 * 60;  // -o tx_timeout=: explicit transactions older are aborted
   uint64_t tx_max_bytes = uint64_t{4} << 30;  // -o tx_max_bytes=: data one transaction may write

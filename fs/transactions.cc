@@ -22,6 +22,8 @@ Result<Engine::OpScope> Engine::BeginOpIn(std::shared_ptr<ExplicitTx> tx, const 
                                           std::initializer_list<uint64_t> lock_inos,
                                           std::initializer_list<uint64_t> read_inos,
                                           bool dir_read_tracked) {
+  // Every operation that changes something names the inodes it changes.
+  if (opts_.read_only && lock_inos.size() > 0) return Status::ReadOnly("read-only mount");
   OpScope op;
   if (tx) {
     op.tx_lock = std::unique_lock(tx->mu);
@@ -124,6 +126,7 @@ bool Engine::Uncached(const Caller& c, uint64_t ino) {
 }
 
 Result<uint64_t> Engine::BeginTx(const Caller& c, const TxOptions& o) {
+  if (opts_.read_only) return Status::ReadOnly("read-only mount: no transactions");
   if (TxFor(c)) return Status::Busy("the caller is already inside a transaction");
   auto tx = std::make_shared<ExplicitTx>();
   tx->root_pid = o.root_pid;
