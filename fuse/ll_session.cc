@@ -178,6 +178,7 @@ class FuseArgs {
     opts += o.dev ? ",dev" : ",nodev";
     opts += o.suid ? ",suid" : ",nosuid";
     if (o.noexec) opts += ",noexec";
+    if (o.read_only) opts += ",ro";
     strings_ = {"dbfs-mount", "-o", opts};
     if (o.debug) strings_.push_back("-d");
     for (std::string& s : strings_) argv_.push_back(s.data());

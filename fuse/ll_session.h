@@ -25,6 +25,7 @@ struct SessionOptions {
   bool dev = false;
   bool suid = false;
   bool noexec = false;
+  bool read_only = false;  // -o ro: the kernel refuses every change (EROFS)
 };
 
 // Called once when the mount is live (ok) or has failed before going live.

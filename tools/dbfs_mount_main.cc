@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   app.add_option("VOLUME", volume, "Volume directory (made by mkfs.dbfs)")->required();
   app.add_option("MOUNTPOINT", mountpoint, "Directory to mount it on")->required();
   app.add_option("-o", option_lists,
-                 "Mount options, comma-separated, repeatable: sync, noatime, "
+                 "Mount options, comma-separated, repeatable: ro (nothing is written to the volume), "
+                 "rw, sync, noatime, "
                  "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
                  "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS, "
                  "direct_io, tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t], checkpoint_mb=N, "
@@ -58,6 +59,11 @@ int main(int argc, char** argv) {
   }
   for (const std::string& list : option_lists) {
     if (dbfs::Status s = dbfs::ParseMountOptions(list, &o); !s.ok()) return Fail(s);
+  }
+  if (o.remount) {
+    // mount -o remount,ro|rw MNT through the helper.
+    if (dbfs::Status s = dbfs::RemountKernel(o); !s.ok()) return Fail(s);
+    return 0;
   }
   if (dbfs::Status s = dbfs::CheckMountTarget(&o); !s.ok()) return Fail(s);
   // Without -f this forks first thing (no thread may exist yet) and returns

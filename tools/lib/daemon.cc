@@ -23,6 +23,11 @@ namespace dbfs {
 
 namespace {
 
+// The mount's runtime directory (fs/runtime_dir.h).
+std::string RuntimeDirOf(const MountOptions& o) {
+  return o.runtime_dir.empty() ? DefaultRuntimeDir(o.volume) : o.runtime_dir;
+}
+
 Status SetUpLogging(const MountOptions& o) {
   spdlog::sink_ptr sink;
   try {
@@ -34,6 +39,11 @@ Status SetUpLogging(const MountOptions& o) {
       sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     } else if (!is_volume) {
       sink = std::make_shared<spdlog::sinks::null_sink_mt>();
+    } else if (o.fs.read_only) {
+      // A read-only mount writes nothing to the volume, its log included.
+      const std::string dir = RuntimeDirOf(o);
+      DBFS_RETURN_IF_ERROR(MakeRuntimeDir(dir));
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir + "/dbfs.log");
     } else {
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(o.volume + "/dbfs.log");
     }
@@ -49,15 +59,11 @@ Status SetUpLogging(const MountOptions& o) {
   return Status::Ok();
 }
 
-// The mount's runtime directory (fs/runtime_dir.h).
-std::string RuntimeDirOf(const MountOptions& o) {
-  return o.runtime_dir.empty() ? DefaultRuntimeDir(o.volume) : o.runtime_dir;
-}
-
 Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
   // Before any thread exists: the engine's threads inherit the block.
   fuse::ScopedShutdownSignalMask block(SIG_BLOCK);
-  spdlog::info("opening {} (sync={}, noatime={})", o.volume, o.fs.sync, o.fs.noatime);
+  spdlog::info("opening {} (sync={}, noatime={}{})", o.volume, o.fs.sync, o.fs.noatime,
+               o.fs.read_only ? ", read-only" : "");
   Result<std::unique_ptr<Filesystem>> opened = Filesystem::Open(o.volume, o.fs);
   if (!opened.ok()) return opened.TakeStatus();
   std::unique_ptr<Filesystem> fs = std::move(opened).value();
@@ -88,6 +94,7 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       so.dev = o.dev.value_or(geteuid() == 0);
       so.suid = o.suid.value_or(geteuid() == 0);
       so.noexec = o.noexec;
+      so.read_only = o.fs.read_only;
       s = fuse::ServeSession(so, &adapter, report);
       (*elle)->Stop();
     }

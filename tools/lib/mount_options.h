@@ -35,6 +35,9 @@ struct MountOptions {
   // -o runtime_dir=: where the Elle socket and token go (fs/runtime_dir.h);
   // empty: DefaultRuntimeDir(volume).
   std::string runtime_dir;
+  // -o remount (mount(8) runs the helper so for `mount -o remount,...`):
+  // RemountKernel instead of a new mount.
+  bool remount = false;
   int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
   bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
 };
@@ -43,11 +46,19 @@ struct MountOptions {
 // log_level=trace|debug|info|warn|error, allow_other, default_permissions,
 // no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
 // tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed).
-// Kernel mount flags: dev, nodev, suid, nosuid, exec, noexec.
+// Kernel mount flags: dev, nodev, suid, nosuid, exec, noexec; ro (also the
+// engine: FsOptions::read_only), rw; remount (see RemountKernel).
 // Ignored (mount(8) passes them): rw, auto, noauto, user, nouser, _netdev,
 // defaults, nofail, x-*. Anything else
 // is an Invalid status naming the option.
 Status ParseMountOptions(std::string_view list, MountOptions* out);
+
+// -o remount: applies ro/rw, nodev, nosuid, noexec and noatime to the live
+// mount with mount(2) MS_REMOUNT — the kernel alone enforces them (FUSE tells
+// the daemon nothing). After remount,ro every change fails with EROFS in the
+// kernel; the daemon itself still runs read-write (a volume the daemon must
+// not write at all is mounted with -o ro).
+Status RemountKernel(const MountOptions& o);
 
 // Before mounting: the volume and the mount point exist and are directories
 // (both are made absolute, as the daemon changes to /), and nothing is
