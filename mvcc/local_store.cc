@@ -340,7 +340,9 @@ Result<DataRef> LocalStore::AppendData(std::string_view bytes) {
   DBFS_RETURN_IF_ERROR(health());
   auto r = wal_->Append(wal::RecordType::kData, bytes);
   if (!r.ok()) {
-    SetFailed(r.status());
+    // A full disk is not an I/O error: the writer gave the space back and
+    // stays usable, so the volume works again once space is freed.
+    if (r.status().code() != Code::kNoSpace) SetFailed(r.status());
     return r.TakeStatus();
   }
   return DataRef{r->segment, r->payload_offset, static_cast<uint32_t>(bytes.size())};
@@ -438,7 +440,8 @@ Result<CommitResult> LocalStore::Commit(CommitRequest req, Conflict* conflict) {
     PatchRedoCsn(&redo, res.csn);
     auto a = wal_->Append(wal::RecordType::kCommit, redo);
     if (!a.ok()) {
-      SetFailed(a.status());
+      // ENOSPC: nothing was committed (the writer gave the space back).
+      if (a.status().code() != Code::kNoSpace) SetFailed(a.status());
       return a.TakeStatus();
     }
     end_lsn = a->end_lsn;
