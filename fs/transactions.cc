@@ -115,7 +115,13 @@ std::shared_ptr<ExplicitTx> Engine::TxFor(const Caller& c) {
   if (c.tx == 0 || open_txs_.load(std::memory_order_acquire) == 0) return nullptr;
   std::lock_guard g(tx_mu_);
   auto t = txs_.find(c.tx);
-  return t == txs_.end() ? nullptr : t->second;
+  if (t == txs_.end()) return nullptr;
+  // A non-root user's transaction binds only that user's processes: a
+  // descendant running as someone else (a set-user-ID program, su) is not
+  // part of it — its changes are its own, and it must not see the
+  // transaction's private state.
+  if (t->second->uid != 0 && c.uid != t->second->uid) return nullptr;
+  return t->second;
 }
 
 bool Engine::Uncached(const Caller& c, uint64_t ino) {
