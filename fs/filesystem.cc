@@ -2,6 +2,8 @@
 // volumes, and forwarding to the Engine (fs/engine.h).
 #include "fs/filesystem.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "fs/engine.h"
@@ -25,6 +27,10 @@ Status Filesystem::Initialize(const std::string& volume_dir) {
   if (existing) return Status::Exists("volume already has a root directory");
   Inode root;
   root.mode = S_IFDIR | 0755;
+  // Owned by whoever makes the volume (like mke2fs's root_owner default): a
+  // user's own volume is writable by that user once mounted.
+  root.uid = geteuid();
+  root.gid = getegid();
   root.nlink = 2;
   root.parent = kRootIno;
   root.atime = root.mtime = root.ctime = root.btime = Now();
