@@ -208,19 +208,9 @@ class Fsx {
       if (ftruncate(fd_, 0) != 0) Die("fsx: ftruncate: %s", strerror(errno));
     }
     if (o_.enabled[kDedupe]) {
-      // Dedupe of two identical one-block ranges of the source file.
-      alignas(file_dedupe_range) char mem[sizeof(file_dedupe_range) +
-                                          sizeof(file_dedupe_range_info)] = {};
-      auto* r = reinterpret_cast<file_dedupe_range*>(mem);
-      r->src_offset = 0;
-      r->src_length = kBlock;
-      r->dest_count = 1;
-      r->info[0].dest_fd = src_fd_;
-      r->info[0].dest_offset = 0;
-      if (ioctl(src_fd_, FIDEDUPERANGE, r) != 0 || r->info[0].status < 0) {
-        Disable(kDedupe, std::string("FIDEDUPERANGE: ") +
-                             strerror(errno != 0 ? errno : -r->info[0].status));
-      }
+      // Two different blocks of the source file: "differs", if supported.
+      const int err = Dedupe(src_fd_, 0, kBlock, src_fd_, kBlock);
+      if (err != 0) Disable(kDedupe, std::string("FIDEDUPERANGE: ") + strerror(err));
     }
     if (o_.direct && o_.enabled[kReopen]) {
       const int d = open(o_.path.c_str(), O_RDWR | O_DIRECT);
@@ -234,6 +224,21 @@ class Fsx {
   }
 
   // ------------------------------------------------------------ helpers
+
+  // FIDEDUPERANGE of [off, off+len) of `src` onto `dst` at `dst_off`: 0, or
+  // the errno (of the ioctl, or of the range).
+  static int Dedupe(int src, uint64_t off, uint64_t len, int dst, uint64_t dst_off) {
+    alignas(file_dedupe_range) char mem[sizeof(file_dedupe_range) +
+                                        sizeof(file_dedupe_range_info)] = {};
+    auto* r = reinterpret_cast<file_dedupe_range*>(mem);
+    r->src_offset = off;
+    r->src_length = len;
+    r->dest_count = 1;
+    r->info[0].dest_fd = dst;
+    r->info[0].dest_offset = dst_off;
+    if (ioctl(src, FIDEDUPERANGE, r) != 0) return errno;
+    return r->info[0].status < 0 ? -r->info[0].status : 0;
+  }
 
   uint64_t Rand(uint64_t n) { return n == 0 ? 0 : rng_() % n; }
 
@@ -521,16 +526,11 @@ class Fsx {
     const uint64_t a = Rand(size_ / kBlock) * kBlock;
     const uint64_t b = Rand(size_ / kBlock) * kBlock;
     const size_t len = std::min<size_t>(kBlock, size_ - std::max(a, b));
+    if (a < b + len && b < a + len) return Log("dedupe skipped (overlapping ranges)");
     Log("dedupe 0x%" PRIx64 " -> 0x%" PRIx64 " len 0x%zx", a, b, len);
-    alignas(file_dedupe_range) char mem[sizeof(file_dedupe_range) +
-                                        sizeof(file_dedupe_range_info)] = {};
-    auto* r = reinterpret_cast<file_dedupe_range*>(mem);
-    r->src_offset = a;
-    r->src_length = len;
-    r->dest_count = 1;
-    r->info[0].dest_fd = fd_;
-    r->info[0].dest_offset = b;
-    Syscall(ioctl(fd_, FIDEDUPERANGE, r) == 0, "FIDEDUPERANGE");
+    const int err = Dedupe(fd_, a, len, fd_, b);
+    errno = err;
+    Syscall(err == 0, "FIDEDUPERANGE");
     // Identical bytes stay identical; the model does not change either way.
   }
 
