@@ -95,7 +95,8 @@ log "3. dbfs tx of a non-root user binds only that user's processes"
 as "$OWNER" "$DBFS_BIN_DIR/dbfs" tx run --mount "$MNT" -- sh -c "echo committed >'$MNT/t1'" ||
   die "dbfs tx run as the owner failed"
 [ "$(cat "$MNT/t1")" = committed ] || die "the owner's transaction did not commit"
-as "$OTHER" sleep 60 &
+# Not through as(): a backgrounded function is a subshell, and $! its pid.
+setpriv --reuid="$OTHER" --regid="$OTHER" --clear-groups sleep 60 &
 SLEEPER=$!
 wait_until 5 test -e "/proc/$SLEEPER" || die "no sleeper"
 out=$(as "$OWNER" getfattr -n "dbfs.tx.begin:$SLEEPER" --only-values "$MNT" 2>&1) &&
