@@ -130,7 +130,7 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
       AdapterOf(req).fs().Write(c, ino, fi->fh, static_cast<uint64_t>(off), buf, size,
                                 /*writeback=*/fi->writepage != 0);
   if (!n.ok()) return ReplyErr(req, n.status());
-  if (IsDirectWrite(fi)) {
+  if (IsDirectWrite(fi) && (fi->flags & O_DIRECT)) {
     // The kernel drops the cached pages a direct write overlaps before it
     // sends the WRITE, not after: a cached reader or a mapping that faults a
     // page in meanwhile caches the old bytes, and nothing drops them later
@@ -138,6 +138,12 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
     // auto_inval_data cannot notice either). Drop them now, before the
     // reply completes the write: no read that starts after the write
     // returned can see older bytes (docs/ARCHITECTURE.md section 7).
+    // Only O_DIRECT writes: they alone can complete asynchronously, and a
+    // synchronous write through a direct-I/O handle already invalidates the
+    // attributes when it returns (auto_inval_data then drops the pages) —
+    // and invalidating inline there too made the abort of a transaction
+    // with dirty mapped pages flaky (TxMmap.DirtyMappedPagesOf...).
+
     AdapterOf(req).invalidator().InvalidateRange(ino, static_cast<uint64_t>(off), *n);
   }
   ForgetCachedPagesAfterReply forget(req, c, ino);
