@@ -1,5 +1,7 @@
 #include "elle/runner.h"
 
+#include "fs/runtime_dir.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -745,7 +747,7 @@ int RunWorkload(const RunOptions& o, std::ostream& out, std::ostream& err) {
       err << "dbfs elle run: " << mount << " is not a DBFS mount\n";
       return kCheckUnreadable;
     }
-    sock = volume + "/elle.sock";
+    sock = DefaultRuntimeDir(volume) + "/elle.sock";
   }
   if (::mkdir((mount + "/elle").c_str(), 0755) != 0 && errno != EEXIST) {
     err << "dbfs elle run: mkdir " << mount << "/elle: " << std::strerror(errno) << "\n";

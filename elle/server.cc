@@ -230,7 +230,7 @@ Server::Server(Filesystem* fs, ServerOptions options) : fs_(fs), opts_(std::move
 
 Result<std::unique_ptr<Server>> Server::Start(Filesystem* fs, const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server(fs, options));
-  DBFS_RETURN_IF_ERROR(LoadOrCreateToken(options.volume + "/elle.token", &s->token_));
+  DBFS_RETURN_IF_ERROR(LoadOrCreateToken(options.runtime_dir + "/elle.token", &s->token_));
   DBFS_RETURN_IF_ERROR(s->Listen());
   if (pipe2(s->wake_, O_CLOEXEC) != 0) return Status::FromErrno(errno, "pipe");
   s->acceptor_ = std::thread([srv = s.get()] { srv->AcceptLoop(); });
@@ -241,7 +241,7 @@ Result<std::unique_ptr<Server>> Server::Start(Filesystem* fs, const ServerOption
 }
 
 Status Server::Listen() {
-  sock_path_ = opts_.volume + "/elle.sock";
+  sock_path_ = opts_.runtime_dir + "/elle.sock";
   sockaddr_un un{};
   un.sun_family = AF_UNIX;
   if (sock_path_.size() >= sizeof(un.sun_path)) {
@@ -399,6 +399,10 @@ void Server::Stop() {
     *fd = -1;
   }
   if (!sock_path_.empty()) ::unlink(sock_path_.c_str());
+  // The runtime directory lives while the mount does: a new mount makes a
+  // new token. (rmdir fails, harmlessly, if someone put more files there.)
+  ::unlink((opts_.runtime_dir + "/elle.token").c_str());
+  ::rmdir(opts_.runtime_dir.c_str());
 }
 
 Server::~Server() { Stop(); }

@@ -2,9 +2,9 @@
 // the FUSE session: explicit DBFS transactions (Filesystem::BeginTx) driven
 // over a socket, for `dbfs elle run` and other test clients.
 //
-// Listens on VOLUME/elle.sock (always; mode 0600; the peer's SO_PEERCRED
+// Listens on RUNTIME_DIR/elle.sock (always; mode 0600; the peer's SO_PEERCRED
 // uid/gid is the caller, no token needed) and, when tcp_port > 0, on
-// 127.0.0.1:tcp_port only, where AUTH with the token of VOLUME/elle.token
+// 127.0.0.1:tcp_port only, where AUTH with the token of RUNTIME_DIR/elle.token
 // (created, 32 random hex digits, mode 0600, if missing) must come first and
 // the caller is then uid 0. One thread per connection, at most 512
 // connections, at most 64 open transactions per connection; a connection that
@@ -30,7 +30,7 @@
 namespace dbfs::elle {
 
 struct ServerOptions {
-  std::string volume;   // volume directory: elle.sock and elle.token live there
+  std::string runtime_dir;  // elle.sock and elle.token live there (fs/runtime_dir.h)
   int tcp_port = 0;     // > 0: also listen on 127.0.0.1:tcp_port
   // Test-only negative control: file operations run as autocommit operations
   // instead of inside their transaction, so isolation is broken on purpose.

@@ -66,6 +66,7 @@ std::string CheckpointReport::ToString() const {
   line("segments_after", segments_after);
   line("bytes_after", bytes_after);
   line("barrier_timed_out", barrier_timed_out ? 1 : 0);
+  line("stopped_no_space", stopped_no_space ? 1 : 0);
   s += "millis " + std::to_string(static_cast<uint64_t>(millis)) + "\n";
   return s;
 }
@@ -137,7 +138,12 @@ Result<CheckpointReport> Checkpointer::Run() {
 Result<CheckpointReport> Checkpointer::RunLocked() {
   const auto t0 = std::chrono::steady_clock::now();
   CheckpointReport rep;
-  DBFS_RETURN_IF_ERROR(store_->Flush());
+  // A full disk may refuse LMDB's pages: go on with the segments already
+  // below the applied LSN (the flush only widens the candidates).
+  if (Status f = store_->Flush(); !f.ok()) {
+    if (f.code() != Code::kNoSpace) return f;
+    rep.stopped_no_space = true;
+  }
   // A store whose data space is not a log has nothing to compact here.
   mvcc::SegmentedData* const log = store_->segmented_data();
   if (log == nullptr) return rep;
@@ -196,6 +202,18 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
       }
     }
     rep.victims = victims.size();
+    // Emptiest victims first, each victim's chunks together: on a full disk
+    // relocation may stop early, and every victim finished by then frees a
+    // whole segment for at most its live bytes of new log.
+    auto rank = [&](const Chunk& c) {
+      std::pair<uint64_t, uint32_t> r{UINT64_MAX, UINT32_MAX};
+      for (const Slice& s : c.slices) {
+        if (victims.count(s.segment)) r = std::min(r, std::make_pair(live[s.segment], s.segment));
+      }
+      return r;
+    };
+    std::stable_sort(old_chunks.begin(), old_chunks.end(),
+                     [&](const Chunk& a, const Chunk& b) { return rank(a) < rank(b); });
 
     // 3. Relocate the chunks that touch a victim: each chunk's slices (all of
     // them: it costs little more and merges neighbours) into one DATA record.
@@ -217,11 +235,18 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
       batch_keys.clear();
       batch_bytes = 0;
       if (r.ok()) return Status::Ok();
+      if (r.status().code() == Code::kNoSpace) {
+        // Not committed: these chunks keep their old slices.
+        rep.stopped_no_space = true;
+        rep.skipped_chunks += n;
+        return Status::Ok();
+      }
       if (r.status().code() != Code::kConflict) return r.TakeStatus();
       rep.skipped_chunks += n;  // a writer got there first; next time
       return Status::Ok();
     };
     for (Chunk& c : old_chunks) {
+      if (rep.stopped_no_space) break;
       bool hit = false;
       for (const Slice& s : c.slices) hit |= victims.count(s.segment) > 0;
       if (!hit) continue;
@@ -232,7 +257,12 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
                                               payload.data() + pos));
         pos += s.len;
       }
-      DBFS_ASSIGN_OR_RETURN(mvcc::DataRef ref, store_->AppendData(payload));
+      Result<mvcc::DataRef> appended = store_->AppendData(payload);
+      if (!appended.ok() && appended.status().code() == Code::kNoSpace) {
+        rep.stopped_no_space = true;
+        break;
+      }
+      DBFS_ASSIGN_OR_RETURN(mvcc::DataRef ref, std::move(appended));
       SliceList moved;
       pos = 0;
       for (const Slice& s : c.slices) {
@@ -268,8 +298,13 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
   }
   if (!rep.barrier_timed_out) {
     // The relocations reach LMDB (WAL synced first) and GC drops the versions
-    // no snapshot can see any more; then every stored version counts.
-    DBFS_RETURN_IF_ERROR(store_->Flush());
+    // no snapshot can see any more; then every stored version counts. On a
+    // full disk the flush may fail: still safe to go on, since unflushed
+    // versions are in the overlay, which ForEachVersion counts too, and the
+    // candidates are below the segment recovery starts in.
+    Status flushed = store_->Flush();
+    if (!flushed.ok() && flushed.code() != Code::kNoSpace) return flushed;
+    if (!flushed.ok()) rep.stopped_no_space = true;
     std::set<uint32_t> referenced;
     Status bad;
     DBFS_RETURN_IF_ERROR(log->ForEachVersion(
@@ -312,6 +347,11 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
     spdlog::info(
         "checkpoint: a snapshot older than the relocations is still open; segments are "
         "removed by a later checkpoint");
+  }
+  if (rep.stopped_no_space) {
+    spdlog::warn("checkpoint: the disk is full; stopped early after removing {} segments (a later "
+                 "checkpoint goes on)",
+                 rep.segments_removed);
   }
   return rep;
 }

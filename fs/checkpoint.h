@@ -57,6 +57,9 @@ struct CheckpointReport {
   uint64_t skipped_chunks = 0;  // changed while relocating: left for later
   uint64_t segments_removed = 0, bytes_removed = 0;
   bool barrier_timed_out = false;  // an old snapshot kept the victims alive
+  // The disk filled while relocating: what was relocated so far counts and
+  // the segments it emptied were removed; a later checkpoint goes on.
+  bool stopped_no_space = false;
   double millis = 0;
   std::string ToString() const;
 };

@@ -118,7 +118,7 @@ Status Engine::ReadRange(Transaction& t, uint64_t ino, uint64_t off, size_t size
 }
 
 void Engine::MaybeUpdateAtime(uint64_t ino) {
-  if (opts_.noatime) return;
+  if (opts_.noatime || opts_.read_only) return;
   // An atime update of an inode an open transaction touched would make that
   // transaction fail at commit (first committer wins on the inode record):
   // readers do not abort writers, so the update is skipped (relatime is a
@@ -158,7 +158,7 @@ Result<size_t> Engine::Read(const Caller& c, uint64_t ino, uint64_t, uint64_t of
       n_read = static_cast<size_t>(std::min<uint64_t>(size, n.size - off));
       DBFS_RETURN_IF_ERROR(ReadRange(t, ino, off, n_read, buf));
     }
-    touch_atime = !opts_.noatime && !op.tx &&
+    touch_atime = !opts_.noatime && !opts_.read_only && !op.tx &&
                   (TimeLE(n.atime, n.mtime) || TimeLE(n.atime, n.ctime) ||
                    Now().tv_sec - n.atime.tv_sec >= kRelatimeWindow);
   }
@@ -322,6 +322,9 @@ Status Engine::Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, 
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) {
     return Status::NotSupported("PUNCH_HOLE requires KEEP_SIZE");
   }
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) {
+    return Status::Invalid("PUNCH_HOLE and ZERO_RANGE together");
+  }
   if (len == 0) return Status::Invalid("zero length");
   if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooBig, "file too large");
   DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {ino}));
@@ -346,16 +349,23 @@ Status Engine::Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, 
       const uint32_t a = static_cast<uint32_t>(std::max(off, base) - base);
       const uint32_t b = static_cast<uint32_t>(std::min(end, base + chunk_) - base);
       n.alloc -= std::min(n.alloc, RemoveRange(&l, a, b));
-      if (l.empty())
-        t.Delete(Table::kExtents, k);
-      else
-        t.Put(Table::kExtents, k, EncodeSlices(l));
+      if (l.empty()) t.Delete(Table::kExtents, k);
+      else t.Put(Table::kExtents, k, EncodeSlices(l));
     }
     n.mtime = n.ctime = now;
   }
+  if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
+    // Allocation (mode 0, KEEP_SIZE, ZERO_RANGE): a log-structured store
+    // cannot reserve blocks in place, so it reserves by writing: every hole
+    // of every 4 KiB block the range touches gets zeros, appended to the log
+    // now. Later writes there overwrite slices instead of filling holes,
+    // statfs shows the space as used, st_blocks counts it, and a request
+    // for more than the free space fails with ENOSPC before anything
+    // changed. With KEEP_SIZE the zeros may lie past EOF (like ext4's
+    // blocks past EOF): a truncate drops them, an extension exposes them.
+    DBFS_RETURN_IF_ERROR(AllocateRange(t, ino, &n, off, len));
+  }
   if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > n.size) {
-    // The log never overwrites in place, so there is nothing to reserve:
-    // extending the size is all allocation means here.
     n.size = off + len;
     n.mtime = n.ctime = now;
   }
@@ -363,39 +373,111 @@ Status Engine::Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, 
   return Finish(op);
 }
 
+Status Engine::AllocateRange(Transaction& t, uint64_t ino, Inode* n, uint64_t off,
+                                     uint64_t len) {
+  constexpr uint64_t kAllocBlock = 4096;
+  const uint64_t a = off / kAllocBlock * kAllocBlock;
+  const uint64_t b = std::min(kMaxFileSize, (off + len + kAllocBlock - 1) / kAllocBlock * kAllocBlock);
+  // The holes of [a, b), per chunk: {chunk, {offset in chunk, length}}.
+  struct Hole {
+    uint64_t chunk;
+    uint32_t off, len;
+  };
+  std::vector<Hole> holes;
+  std::map<uint64_t, SliceList> lists;
+  uint64_t needed = 0;
+  for (uint64_t chunk = a / chunk_; chunk * chunk_ < b; ++chunk) {
+    const uint64_t base = chunk * chunk_;
+    const uint32_t ca = static_cast<uint32_t>(std::max(a, base) - base);
+    const uint32_t cb = static_cast<uint32_t>(std::min(b, base + chunk_) - base);
+    DBFS_ASSIGN_OR_RETURN(auto v, t.Get(Table::kExtents, ChunkKey(ino, chunk)));
+    SliceList l;
+    if (v) {
+      DBFS_ASSIGN_OR_RETURN(l, DecodeSlices(*v));
+    }
+    uint32_t pos = ca;
+    for (const Slice& s : l) {
+      if (s.end() <= pos) continue;
+      if (s.off >= cb) break;
+      if (s.off > pos) holes.push_back({chunk, pos, s.off - pos});
+      pos = std::max(pos, s.end());
+    }
+    if (pos < cb) holes.push_back({chunk, pos, cb - pos});
+    lists.emplace(chunk, std::move(l));
+  }
+  for (const Hole& h : holes) needed += h.len;
+  if (needed == 0) return Status::Ok();
+  if (Result<mvcc::Space> space = store_->StatSpace(); space.ok()) {
+    const uint64_t avail = space->avail_bytes;
+    if (needed > avail) {
+      return Status::NoSpace(
+          fmt::format("fallocate needs {} bytes, the volume has {} free", needed, avail));
+    }
+  }
+  static const std::string kZeros(1 << 20, '\0');
+  for (const Hole& h : holes) {
+    SliceList& l = lists[h.chunk];
+    uint32_t done = 0;
+    while (done < h.len) {
+      const uint32_t piece = std::min<uint32_t>(h.len - done, static_cast<uint32_t>(kZeros.size()));
+      DBFS_ASSIGN_OR_RETURN(mvcc::DataRef ref, t.AppendData(std::string_view(kZeros.data(), piece)));
+      n->alloc += InsertSlice(&l, Slice{h.off + done, piece, ref.segment, ref.offset});
+      done += piece;
+    }
+  }
+  for (auto& [chunk, l] : lists) {
+    if (l.size() > kMaxSlicesPerChunk) DBFS_RETURN_IF_ERROR(CompactChunk(t, &l));
+    if (!l.empty()) t.Put(Table::kExtents, ChunkKey(ino, chunk), EncodeSlices(l));
+  }
+  return Status::Ok();
+}
+
 Result<uint64_t> Engine::Lseek(const Caller& c, uint64_t ino, uint64_t off, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status::Invalid("bad whence");
   DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(c, {}, {ino}));
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
-  if (off >= n.size) return Status(Code::kErrno, "offset past end of file", ENXIO);
+  if (off >= n.size) return Status(Code::kErrno, "offset at or past end of file", ENXIO);
+  // Answers are in whole blocks, as ext4 and xfs give them: a block holding
+  // any written byte is data, and holes start and end on block boundaries
+  // (the end of file excepted). Chunks are whole blocks, so a block never
+  // straddles two slice lists.
+  constexpr uint64_t kSeekBlock = 4096;
+  static_assert(kSeekBlock <= (uint64_t{1} << 20), "a seek block must fit in a chunk");
   std::optional<uint64_t> found;
-  uint64_t pos = off;  // for SEEK_HOLE: end of the data run starting at or covering off
-  bool in_run = true;
+  uint64_t pos = off;  // SEEK_HOLE: end of the data run covering off so far
+  Status bad;
   DBFS_RETURN_IF_ERROR(t.Scan(Table::kExtents, ChunkKey(ino, off / chunk_), InoKey(ino + 1),
                               [&](std::string_view k, std::string_view v) {
                                 auto l = DecodeSlices(v);
-                                if (!l.ok()) return false;
+                                if (!l.ok()) {
+                                  bad = l.status();
+                                  return false;
+                                }
                                 const uint64_t base = GetBE64(k.data() + 8) * chunk_;
                                 for (const Slice& s : *l) {
-                                  const uint64_t a = base + s.off, b = base + s.end();
-                                  if (b <= off) continue;
+                                  const uint64_t a = (base + s.off) / kSeekBlock * kSeekBlock;
+                                  const uint64_t b =
+                                      (base + s.end() + kSeekBlock - 1) / kSeekBlock * kSeekBlock;
+                                  if (b <= pos) continue;
                                   if (whence == SEEK_DATA) {
                                     found = std::max(a, off);
                                     return false;
                                   }
-                                  if (a > pos) {  // a hole before this slice
+                                  if (a > pos) {  // a hole before this run
                                     found = pos;
                                     return false;
                                   }
-                                  pos = std::max(pos, b);
+                                  pos = b;
                                 }
-                                return in_run;
+                                return pos < n.size;
                               }));
+  DBFS_RETURN_IF_ERROR(bad);
   if (whence == SEEK_DATA) {
     if (!found || *found >= n.size) return Status(Code::kErrno, "no data past offset", ENXIO);
     return *found;
   }
+  // The end of file is a hole (the virtual one every file ends with).
   return std::min(found.value_or(pos), n.size);
 }
 

@@ -76,6 +76,7 @@ Engine::~Engine() {
 }
 
 void Engine::StartBackgroundCheckpoints() {
+  if (opts_.read_only) return;
   checkpointer_.Start(opts_.checkpoint_bytes, std::chrono::seconds(opts_.checkpoint_interval_s));
 }
 
@@ -107,8 +108,10 @@ Status Engine::Close() {
     std::lock_guard g(refs_mu_);
     refs_.clear();
   }
-  Status st = ReclaimAllOrphans();
-  if (!st.ok()) spdlog::error("reclaiming orphans at unmount failed: {}", st.ToString());
+  if (!opts_.read_only) {
+    Status st = ReclaimAllOrphans();
+    if (!st.ok()) spdlog::error("reclaiming orphans at unmount failed: {}", st.ToString());
+  }
   return store_->Close();
 }
 

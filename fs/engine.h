@@ -131,7 +131,10 @@ class Engine {
   // ---- lifecycle (fs/engine.cc) ----
   Status Close();
   void StartBackgroundCheckpoints();
-  Result<CheckpointReport> Checkpoint() { return checkpointer_.Run(); }
+  Result<CheckpointReport> Checkpoint() {
+    if (opts_.read_only) return Status::ReadOnly("read-only mount: nothing to checkpoint");
+    return checkpointer_.Run();
+  }
   Status ReclaimAllOrphans();
   void TEST_Abandon();
   mvcc::Store* store() { return store_.get(); }
@@ -167,12 +170,19 @@ class Engine {
   Status Release(uint64_t ino, uint64_t fh);
   Status Fsync(const Caller& c);
   Status Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, uint64_t len);
+  // Fills every hole of the 4 KiB blocks [off, off+len) touches with zeros
+  // appended to the store's data (fallocate's reservation); ENOSPC, changing
+  // nothing, when the store has less space available than that needs.
+  Status AllocateRange(Transaction& t, uint64_t ino, Inode* n, uint64_t off, uint64_t len);
   Result<uint64_t> Lseek(const Caller& c, uint64_t ino, uint64_t off, int whence);
   Result<size_t> CopyFileRange(const Caller& c, uint64_t in, uint64_t fh_in, uint64_t off_in,
                                uint64_t out, uint64_t fh_out, uint64_t off_out, size_t len);
 
   // ---- directories (fs/directories.cc) ----
   Result<uint64_t> OpenDir(const Caller& c, uint64_t ino);
+  // The listing of `ino` at one snapshot, "." and ".." first.
+  Status ListDir(const Caller& c, uint64_t ino, std::vector<DirEntry>* out);
+  Status RewindDir(const Caller& c, uint64_t ino, uint64_t fh);
   const std::vector<DirEntry>* DirEntries(uint64_t fh);
   Status ReleaseDir(uint64_t fh);
 
@@ -217,6 +227,7 @@ class Engine {
     int flags = 0;
     bool dir = false;
     std::vector<DirEntry> entries;
+    bool entries_read = false;  // DirEntries served the listing since it was taken
     // The transaction the handle was opened in, if any: the kernel's
     // writeback of pages mapped through it belongs to that transaction.
     std::weak_ptr<ExplicitTx> tx;

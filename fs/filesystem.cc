@@ -2,6 +2,8 @@
 // volumes, and forwarding to the Engine (fs/engine.h).
 #include "fs/filesystem.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "fs/engine.h"
@@ -25,6 +27,10 @@ Status Filesystem::Initialize(const std::string& volume_dir) {
   if (existing) return Status::Exists("volume already has a root directory");
   Inode root;
   root.mode = S_IFDIR | 0755;
+  // Owned by whoever makes the volume (like mke2fs's root_owner default): a
+  // user's own volume is writable by that user once mounted.
+  root.uid = geteuid();
+  root.gid = getegid();
   root.nlink = 2;
   root.parent = kRootIno;
   root.atime = root.mtime = root.ctime = root.btime = Now();
@@ -37,6 +43,11 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& volume,
                                                      const FsOptions& options) {
   mvcc::OpenVolumeOptions o;
   o.local.segment_size = options.wal_segment_bytes;
+  // Read-only: no WAL writer, no flusher, a log tail replayed in memory
+  // only, and not even LMDB's lock file written (we hold the volume lock,
+  // taken read-only: nobody writes beside us).
+  o.local.read_only = options.read_only;
+  o.local.no_lock_file = options.read_only;
   o.lock_holder = "dbfs-mount";
   DBFS_ASSIGN_OR_RETURN(auto store, mvcc::OpenVolume(volume, o));
   return Open(std::move(store), options);
@@ -50,8 +61,9 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(std::unique_ptr<mvcc::Store
     if (!root) return Status::Corruption("volume has no root directory; run fsck.dbfs");
   }
   auto engine = std::make_unique<Engine>(std::move(store), options);
-  // Nobody can reference an orphan at mount time: reclaim them all now.
-  DBFS_RETURN_IF_ERROR(engine->ReclaimAllOrphans());
+  // Nobody can reference an orphan at mount time: reclaim them all now (a
+  // read-only mount leaves them to the next read-write one).
+  if (!options.read_only) DBFS_RETURN_IF_ERROR(engine->ReclaimAllOrphans());
   return std::unique_ptr<Filesystem>(new Filesystem(std::move(engine)));
 }
 
@@ -147,6 +159,9 @@ Result<uint64_t> Filesystem::OpenDir(const Caller& c, uint64_t ino) {
   return engine_->OpenDir(c, ino);
 }
 const std::vector<DirEntry>* Filesystem::DirEntries(uint64_t fh) { return engine_->DirEntries(fh); }
+Status Filesystem::RewindDir(const Caller& c, uint64_t ino, uint64_t fh) {
+  return engine_->RewindDir(c, ino, fh);
+}
 Status Filesystem::ReleaseDir(uint64_t, uint64_t fh) { return engine_->ReleaseDir(fh); }
 Status Filesystem::FsyncDir(const Caller& c, uint64_t, uint64_t, bool) { return engine_->Fsync(c); }
 

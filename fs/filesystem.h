@@ -127,6 +127,11 @@ struct FsStat {
 struct FsOptions {
   bool sync = false;                // -o sync: every operation durable before it returns
   bool noatime = false;             // never update atime (default: relatime rules)
+  // -o ro: nothing is ever written to the volume — no log records, no LMDB
+  // writes, no orphan reclamation, no atime, no checkpoints, no lock-file
+  // holder line; a log tail left by a crash is replayed in memory only.
+  // Every change fails with EROFS.
+  bool read_only = false;
   std::string log_level;            // informational; logging is set up by the caller
   uint64_t tx_timeout_s = 15 * 60;  // -o tx_timeout=: explicit transactions older are aborted
   uint64_t tx_max_bytes = uint64_t{4} << 30;  // -o tx_max_bytes=: data one transaction may write
@@ -307,8 +312,15 @@ class Filesystem {
   // ---- directories (fs/directories.cc) ----
   // Materializes a stable listing ("." and ".." first) for the handle.
   Result<uint64_t> OpenDir(const Caller& c, uint64_t ino);
+  // A read from offset 0 again (rewinddir(3), or a seek back to the start):
+  // takes a fresh listing from a new snapshot if the handle's listing was
+  // read since it was taken, so names created since opendir are returned
+  // (POSIX). A pass through the listing still never shows duplicates or
+  // misses entries present throughout.
+  Status RewindDir(const Caller& c, uint64_t ino, uint64_t fh);
   // Entries of the handle's listing from index `offset` on. The pointer stays
-  // valid until ReleaseDir. Returns nullptr for an unknown handle.
+  // valid until ReleaseDir or RewindDir (the kernel serializes READDIRs of
+  // one handle). Returns nullptr for an unknown handle.
   const std::vector<DirEntry>* DirEntries(uint64_t fh);
   Status ReleaseDir(uint64_t ino, uint64_t fh);
   Status FsyncDir(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);

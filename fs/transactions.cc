@@ -22,6 +22,8 @@ Result<Engine::OpScope> Engine::BeginOpIn(std::shared_ptr<ExplicitTx> tx, const 
                                           std::initializer_list<uint64_t> lock_inos,
                                           std::initializer_list<uint64_t> read_inos,
                                           bool dir_read_tracked) {
+  // Every operation that changes something names the inodes it changes.
+  if (opts_.read_only && lock_inos.size() > 0) return Status::ReadOnly("read-only mount");
   OpScope op;
   if (tx) {
     op.tx_lock = std::unique_lock(tx->mu);
@@ -113,7 +115,13 @@ std::shared_ptr<ExplicitTx> Engine::TxFor(const Caller& c) {
   if (c.tx == 0 || open_txs_.load(std::memory_order_acquire) == 0) return nullptr;
   std::lock_guard g(tx_mu_);
   auto t = txs_.find(c.tx);
-  return t == txs_.end() ? nullptr : t->second;
+  if (t == txs_.end()) return nullptr;
+  // A non-root user's transaction binds only that user's processes: a
+  // descendant running as someone else (a set-user-ID program, su) is not
+  // part of it — its changes are its own, and it must not see the
+  // transaction's private state.
+  if (t->second->uid != 0 && c.uid != t->second->uid) return nullptr;
+  return t->second;
 }
 
 bool Engine::Uncached(const Caller& c, uint64_t ino) {
@@ -124,6 +132,7 @@ bool Engine::Uncached(const Caller& c, uint64_t ino) {
 }
 
 Result<uint64_t> Engine::BeginTx(const Caller& c, const TxOptions& o) {
+  if (opts_.read_only) return Status::ReadOnly("read-only mount: no transactions");
   if (TxFor(c)) return Status::Busy("the caller is already inside a transaction");
   auto tx = std::make_shared<ExplicitTx>();
   tx->root_pid = o.root_pid;

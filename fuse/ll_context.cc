@@ -39,6 +39,35 @@ Adapter::Adapter(Filesystem* fs, CachePolicy cache)
                [this](std::string* text) { AppendLockStats(locks_.stats(), text); }),
       cache_(cache) {}
 
+void AdapterLocks::ReleasePosix(uint64_t ino, uint64_t fh, uint64_t owner) {
+  {
+    std::lock_guard<std::mutex> g(ofd_mu_);
+    auto it = ofd_owners_.find(fh);
+    if (it != ofd_owners_.end()) {
+      it->second.erase(owner);
+      if (it->second.empty()) ofd_owners_.erase(it);
+    }
+  }
+  mgr_.ReleaseRanges(owner, ino);
+}
+
+void AdapterLocks::NoteRangeLock(uint64_t fh, uint64_t owner) {
+  std::lock_guard<std::mutex> g(ofd_mu_);
+  ofd_owners_[fh].insert(owner);
+}
+
+void AdapterLocks::ReleaseOfd(uint64_t ino, uint64_t fh) {
+  std::set<uint64_t> owners;
+  {
+    std::lock_guard<std::mutex> g(ofd_mu_);
+    auto it = ofd_owners_.find(fh);
+    if (it == ofd_owners_.end()) return;
+    owners = std::move(it->second);
+    ofd_owners_.erase(it);
+  }
+  for (uint64_t owner : owners) mgr_.ReleaseRanges(owner, ino);
+}
+
 Adapter& AdapterOf(fuse_req_t req) { return *static_cast<Adapter*>(fuse_req_userdata(req)); }
 
 Caller CallerOf(fuse_req_t req) {

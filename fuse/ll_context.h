@@ -11,6 +11,8 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -52,8 +54,23 @@ class AdapterLocks {
   explicit AdapterLocks(Filesystem* fs) : fs_(fs) {}
   txn::LockManager& manager() { return mgr_; }
 
-  // FLUSH: close(2) drops every POSIX lock of `owner` on `ino`.
-  void ReleasePosix(uint64_t ino, uint64_t owner) { mgr_.ReleaseRanges(owner, ino); }
+  // FLUSH of handle `fh`: close(2) drops every POSIX lock of `owner` on
+  // `ino`; `owner` is the closing process's, so it is not an OFD owner.
+  void ReleasePosix(uint64_t ino, uint64_t fh, uint64_t owner);
+  // A range lock of `owner` was granted through handle `fh`.
+  void NoteRangeLock(uint64_t fh, uint64_t owner);
+  // RELEASE of `fh` (the last close of its open file description): drops
+  // the open-file-description (OFD) locks set through it.
+  //
+  // The kernel never tells a FUSE daemon when an OFD lock ends: it releases
+  // them itself only from its own lock list, which is empty when the daemon
+  // serves locks. An OFD lock's owner is the open file description, so it
+  // uses exactly one handle, and it never appears in a FLUSH (whose owner
+  // is the closing process's). A POSIX owner that locked through `fh`
+  // FLUSHes `fh` when it closes its descriptor, before the RELEASE. So the
+  // owners that locked through `fh` and did not FLUSH it since are its OFD
+  // owners.
+  void ReleaseOfd(uint64_t ino, uint64_t fh);
   // RELEASE with flock_release: drops the flock lock of `owner` on `ino`.
   void ReleaseFlock(uint64_t ino, uint64_t owner);
   // Unmount / shutdown signal: every current and future blocking wait ends
@@ -69,6 +86,9 @@ class AdapterLocks {
  private:
   Filesystem* fs_;
   txn::LockManager mgr_;
+  std::mutex ofd_mu_;
+  // Per handle: owners that locked through it and have not FLUSHed it since.
+  std::map<uint64_t, std::set<uint64_t>> ofd_owners_;  // guarded by ofd_mu_
 };
 
 class Adapter {

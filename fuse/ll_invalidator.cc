@@ -71,11 +71,16 @@ void Invalidator::NotifyEntry(uint64_t parent, const std::string& name) {
   }
 }
 
-void Invalidator::Notify(uint64_t ino) {
+void Invalidator::InvalidateRange(uint64_t ino, uint64_t off, uint64_t len) {
+  Notify(ino, static_cast<int64_t>(off), static_cast<int64_t>(len));
+}
+
+void Invalidator::Notify(uint64_t ino, int64_t off, int64_t len) {
   std::shared_lock<std::shared_mutex> g(session_mu_);
   if (se_ == nullptr) return;
-  // off 0, len 0: the attributes and every cached page of the inode.
-  const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
+  // Always the attributes too (and the kernel bumps the inode's attribute
+  // version, so a GETATTR reply already on its way cannot bring them back).
+  const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, off, len);
   // ENOENT: the kernel does not know the inode, so it caches nothing of it.
   if (rc != 0 && rc != -ENOENT) {
     spdlog::debug("invalidating inode {} in the kernel failed: {}", ino, std::strerror(-rc));

@@ -42,6 +42,11 @@ class Invalidator {
   // Invalidates the attributes and all cached pages of `ino`: at once if
   // `sync`, else soon (repeated requests for a queued inode are merged).
   void Invalidate(uint64_t ino, bool sync);
+  // Invalidates the attributes of `ino` and its cached pages overlapping
+  // [off, off + len), at once. REQUIRES: the caller's request holds no page
+  // lock of `ino` in the kernel (the kernel locks each cached page), e.g. a
+  // direct-I/O WRITE (ops::Write).
+  void InvalidateRange(uint64_t ino, uint64_t off, uint64_t len);
   // Drops the kernel's cached entries (parent, name) on the worker — never
   // inline: the kernel takes each directory's lock, which requests waiting
   // for a worker thread may hold — and waits until the worker has done them,
@@ -51,7 +56,8 @@ class Invalidator {
                          std::chrono::milliseconds wait);
 
  private:
-  void Notify(uint64_t ino);
+  // fuse_lowlevel_notify_inval_inode(ino, off, len): off 0 and len 0 is all.
+  void Notify(uint64_t ino, int64_t off = 0, int64_t len = 0);
   void Work();
 
   // Lock order: session_mu_ before mu_ is never needed; each is taken alone.

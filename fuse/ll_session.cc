@@ -174,6 +174,11 @@ class FuseArgs {
     if (o.default_permissions) opts += ",default_permissions";
     if (o.allow_other) opts += ",allow_other";
     if (o.noatime) opts += ",noatime";
+    // libfuse mounts nodev,nosuid unless told otherwise.
+    opts += o.dev ? ",dev" : ",nodev";
+    opts += o.suid ? ",suid" : ",nosuid";
+    if (o.noexec) opts += ",noexec";
+    if (o.read_only) opts += ",ro";
     strings_ = {"dbfs-mount", "-o", opts};
     if (o.debug) strings_.push_back("-d");
     for (std::string& s : strings_) argv_.push_back(s.data());

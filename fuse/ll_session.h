@@ -21,6 +21,11 @@ struct SessionOptions {
   bool allow_other = false;
   bool default_permissions = true;  // the kernel checks modes
   bool noatime = false;
+  // Kernel mount flags (device nodes, set-user-ID, exec).
+  bool dev = false;
+  bool suid = false;
+  bool noexec = false;
+  bool read_only = false;  // -o ro: the kernel refuses every change (EROFS)
 };
 
 // Called once when the mount is live (ok) or has failed before going live.

@@ -102,6 +102,7 @@ Result<std::unique_ptr<Env>> Env::Open(const std::string& dir, const EnvOptions&
   // durable when Write returns, and those flags can corrupt on power loss.
   unsigned flags = MDB_NOTLS;
   if (opts.read_only) flags |= MDB_RDONLY;
+  if (opts.read_only && opts.no_lock_file) flags |= MDB_NOLOCK;
   rc = mdb_env_open(raw, dir.c_str(), flags, kFileMode);
   if (rc != MDB_SUCCESS) return internal::MdbStatus(rc, "mdb_env_open(" + dir + ")");
 

@@ -72,7 +72,11 @@ namespace dbfs::kv {
 struct EnvOptions {
   uint64_t initial_map_size = 256ull << 20;  // grows automatically (doubling) on MDB_MAP_FULL
   unsigned max_tables = 16;
-  bool read_only = false;  // MDB_RDONLY; never writes
+  bool read_only = false;  // MDB_RDONLY; never writes (data.mdb)
+  // With read_only: MDB_NOLOCK, so not even lock.mdb (the reader table) is
+  // written. Only for a caller that no writer can run beside (a read-only
+  // mount holding the volume lock).
+  bool no_lock_file = false;
 };
 
 // A named LMDB database (MDB_dbi). Cheap value type. Table{} is not a valid

@@ -62,6 +62,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& volume_d
 
   kv::EnvOptions eo;
   eo.read_only = opts.read_only;
+  eo.no_lock_file = opts.no_lock_file;
   eo.initial_map_size = opts.lmdb_initial_map_size;
   DBFS_ASSIGN_OR_RETURN(s->env_, kv::Env::Open(volume_dir + "/meta", eo));
   for (int i = 0; i < kNumTables; ++i) {
@@ -339,7 +340,9 @@ Result<DataRef> LocalStore::AppendData(std::string_view bytes) {
   DBFS_RETURN_IF_ERROR(health());
   auto r = wal_->Append(wal::RecordType::kData, bytes);
   if (!r.ok()) {
-    SetFailed(r.status());
+    // A full disk is not an I/O error: the writer gave the space back and
+    // stays usable, so the volume works again once space is freed.
+    if (r.status().code() != Code::kNoSpace) SetFailed(r.status());
     return r.TakeStatus();
   }
   return DataRef{r->segment, r->payload_offset, static_cast<uint32_t>(bytes.size())};
@@ -437,7 +440,8 @@ Result<CommitResult> LocalStore::Commit(CommitRequest req, Conflict* conflict) {
     PatchRedoCsn(&redo, res.csn);
     auto a = wal_->Append(wal::RecordType::kCommit, redo);
     if (!a.ok()) {
-      SetFailed(a.status());
+      // ENOSPC: nothing was committed (the writer gave the space back).
+      if (a.status().code() != Code::kNoSpace) SetFailed(a.status());
       return a.TakeStatus();
     }
     end_lsn = a->end_lsn;

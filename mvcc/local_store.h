@@ -45,6 +45,10 @@ struct StoreOptions {
   uint64_t flush_interval_ms = 200;            // background flush period
   uint64_t flush_overlay_bytes = 64ull << 20;  // flush early above this
   bool read_only = false;                      // fsck -n: no writes at all, no flusher
+  // With read_only: not even LMDB's lock file is written (MDB_NOLOCK); only
+  // for an owner of the volume lock (a read-only mount), since no writer
+  // may run beside it.
+  bool no_lock_file = false;
   uint64_t lmdb_initial_map_size = 256ull << 20;
 };
 

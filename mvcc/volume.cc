@@ -10,7 +10,10 @@ Result<std::unique_ptr<Store>> OpenVolume(const std::string& spec, const OpenVol
   DBFS_RETURN_IF_ERROR(ReadSuperblock(spec).status());
   VolumeLock lock;
   if (!o.lock_holder.empty()) {
-    DBFS_ASSIGN_OR_RETURN(lock, VolumeLock::AcquireWhenUnmounted(spec, o.lock_holder));
+    // A read-only open takes the lock without writing the holder line.
+    DBFS_ASSIGN_OR_RETURN(lock, VolumeLock::AcquireWhenUnmounted(spec, o.lock_holder,
+                                                                 std::chrono::seconds(15),
+                                                                 o.local.read_only));
   }
   DBFS_ASSIGN_OR_RETURN(auto store, LocalStore::Open(spec, o.local, std::move(lock)));
   return std::unique_ptr<Store>(std::move(store));

@@ -75,10 +75,12 @@ int FlockNoIntr(int fd, int op) {
 
 }  // namespace
 
-Result<VolumeLock> VolumeLock::Acquire(const std::string& volume_dir, std::string_view holder) {
+Result<VolumeLock> VolumeLock::Acquire(const std::string& volume_dir, std::string_view holder,
+                                       bool read_only) {
   const std::string path = LockPath(volume_dir);
-  bool writable = true;
-  int fd = OpenNoIntr(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  bool writable = !read_only;
+  int fd = read_only ? OpenNoIntr(path.c_str(), O_RDONLY | O_CLOEXEC)
+                     : OpenNoIntr(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0 && (errno == EROFS || errno == EACCES)) {
     // Read-only volume (fsck -n on a read-only mount): flock works on any fd.
     const int open_err = errno;
@@ -88,6 +90,7 @@ Result<VolumeLock> VolumeLock::Acquire(const std::string& volume_dir, std::strin
   }
   if (fd < 0) return Status::FromErrno(errno, "open " + path);
   VolumeLock lock(fd, volume_dir);  // closes fd on every return below
+  lock.recorded_ = writable;
 
   std::optional<std::string> who;
   for (int attempt = 0;; ++attempt) {
@@ -145,12 +148,15 @@ Result<std::optional<std::string>> VolumeLock::Holder(const std::string& volume_
 }
 
 VolumeLock::VolumeLock(VolumeLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), volume_dir_(std::move(other.volume_dir_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      recorded_(other.recorded_),
+      volume_dir_(std::move(other.volume_dir_)) {}
 
 VolumeLock& VolumeLock::operator=(VolumeLock&& other) noexcept {
   if (this != &other) {
     Release();
     fd_ = std::exchange(other.fd_, -1);
+    recorded_ = other.recorded_;
     volume_dir_ = std::move(other.volume_dir_);
   }
   return *this;
@@ -162,7 +168,7 @@ void VolumeLock::Release() {
   if (fd_ < 0) return;
   // Best effort: clear the hint while we still hold the lock, so nobody reads
   // our pid after we are gone. Failure is harmless (read-only fd, EIO).
-  if (::ftruncate(fd_, 0) != 0) {
+  if (recorded_ && ::ftruncate(fd_, 0) != 0) {
     // Ignored on purpose: the lock itself is released by close() regardless.
   }
   ::close(fd_);  // drops the flock (unless a forked child shares the description)
@@ -200,10 +206,11 @@ bool VolumeLock::IsMounted(const std::string& volume_dir) {
 
 Result<VolumeLock> VolumeLock::AcquireWhenUnmounted(const std::string& volume_dir,
                                                     std::string_view holder,
-                                                    std::chrono::milliseconds timeout) {
+                                                    std::chrono::milliseconds timeout,
+                                                    bool read_only) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto lock = Acquire(volume_dir, holder);
+    auto lock = Acquire(volume_dir, holder, read_only);
     if (lock.ok() || lock.status().code() != Code::kBusy || IsMounted(volume_dir) ||
         HeldByThisProcess(volume_dir) || std::chrono::steady_clock::now() > deadline) {
       return lock;

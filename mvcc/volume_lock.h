@@ -39,7 +39,10 @@ class VolumeLock {
   // Busy "volume X is in use by pid N (holder); unmount it first".
   // On a read-only volume the lock is taken through a read-only fd and
   // nothing is recorded.
-  static Result<VolumeLock> Acquire(const std::string& volume_dir, std::string_view holder);
+  // `read_only`: a read-only mount's lock — the file is opened read-only and
+  // nothing is recorded or cleared, so the volume is not written at all.
+  static Result<VolumeLock> Acquire(const std::string& volume_dir, std::string_view holder,
+                                    bool read_only = false);
 
   // Who holds the volume, without taking it: "pid N (holder)" (or "another
   // process" if the holder recorded nothing readable), or nullopt if the
@@ -51,7 +54,8 @@ class VolumeLock {
   static Result<VolumeLock> AcquireWhenUnmounted(const std::string& volume_dir,
                                                  std::string_view holder,
                                                  std::chrono::milliseconds timeout =
-                                                     std::chrono::seconds(15));
+                                                     std::chrono::seconds(15),
+                                                 bool read_only = false);
   // True when /proc/mounts lists a DBFS mount ("dbfs:VOLUME") of the volume.
   static bool IsMounted(const std::string& volume_dir);
 
@@ -74,6 +78,7 @@ class VolumeLock {
   VolumeLock(int fd, std::string volume_dir) : fd_(fd), volume_dir_(std::move(volume_dir)) {}
 
   int fd_ = -1;  // open on VOLUME/lock with LOCK_EX held; -1 once released
+  bool recorded_ = true;  // we wrote the holder line (and so clear it at Release)
   std::string volume_dir_;
 };
 

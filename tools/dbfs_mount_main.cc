@@ -30,12 +30,15 @@ int main(int argc, char** argv) {
   app.add_option("VOLUME", volume, "Volume directory (made by mkfs.dbfs)")->required();
   app.add_option("MOUNTPOINT", mountpoint, "Directory to mount it on")->required();
   app.add_option("-o", option_lists,
-                 "Mount options, comma-separated, repeatable: sync, noatime, "
+                 "Mount options, comma-separated, repeatable: ro (nothing is written to the volume), "
+                 "rw, sync, noatime, "
                  "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
                  "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS, "
                  "direct_io, tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t], checkpoint_mb=N, "
-                 "checkpoint_interval=SECONDS, wal_segment_mb=N "
-                 "(generic mount(8) options such as rw,nosuid,nodev are ignored)")
+                 "checkpoint_interval=SECONDS, wal_segment_mb=N, runtime_dir=DIR (Elle socket and token; "
+                 "default /run/dbfs/VOLUME-HASH for root, $XDG_RUNTIME_DIR/dbfs/... otherwise), dev, nodev, suid, nosuid, exec, "
+                 "noexec (root mounts default to dev,suid like mount(8); other users get "
+                 "nodev,nosuid) (other generic mount(8) options such as auto are ignored)")
       ->allow_extra_args(false);
   app.add_flag("-f,--foreground", foreground, "Stay in the foreground, log to stderr");
   app.add_flag("-d,--debug", debug, "Trace every FUSE request (implies -f, log_level=debug)");
@@ -56,6 +59,11 @@ int main(int argc, char** argv) {
   }
   for (const std::string& list : option_lists) {
     if (dbfs::Status s = dbfs::ParseMountOptions(list, &o); !s.ok()) return Fail(s);
+  }
+  if (o.remount) {
+    // mount -o remount,ro|rw MNT through the helper.
+    if (dbfs::Status s = dbfs::RemountKernel(o); !s.ok()) return Fail(s);
+    return 0;
   }
   if (dbfs::Status s = dbfs::CheckMountTarget(&o); !s.ok()) return Fail(s);
   // Without -f this forks first thing (no thread may exist yet) and returns

@@ -243,6 +243,15 @@ Result<AppendResult> Writer::AppendPieces(RecordType type, const std::string_vie
   iov_.emplace_back(header_, kHeaderSize);
   iov_.insert(iov_.end(), pieces, pieces + count);
   Status s = tail_file_->PWriteV(tail_, iov_.data(), iov_.size());
+  if (!s.ok() && s.code() == Code::kNoSpace) {
+    // A full disk refuses the write before anything about it is known to be
+    // durable (no sync covered it): give back whatever part of the record
+    // made it, and leave the tail where it was. The next append writes
+    // there again; recovery would treat any leftover as a torn tail anyway.
+    Status cut = tail_file_->Truncate(tail_);
+    if (!cut.ok()) return Poison(std::move(cut));
+    return s;
+  }
   if (!s.ok()) return Poison(std::move(s));
 
   AppendResult r;
@@ -280,6 +289,13 @@ Status Writer::RollLocked() {
   const uint32_t next = seg_ + 1;
   if (next == 0) return Poison(Status::NoSpace("WAL segment numbers exhausted"));
   Result<std::shared_ptr<File>> f = CreateSegment(next, synced);
+  if (!f.ok() && f.status().code() == Code::kNoSpace) {
+    // No room for the next segment: nothing refers to it yet. Remove what
+    // was made of it (best effort: a leftover is truncated by the next try)
+    // and keep appending to this one once space is back.
+    fs_->Remove(SegmentPath(dir_, next)).IgnoreError();
+    return f.TakeStatus();
+  }
   if (!f.ok()) return Poison(f.TakeStatus());
   seg_ = next;
   tail_ = kSegmentDataStart;

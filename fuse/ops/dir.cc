@@ -18,9 +18,15 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
   Adapter& a = AdapterOf(req);
   const Caller c = CallerOf(req);
   const bool dir_uncached = plus && a.fs().Uncached(c, ino);
+  if (off < 0) return ReplyErr(req, Status::Invalid("negative directory offset"));
+  if (off == 0) {
+    // rewinddir(3) is a seek to 0 on the same handle: the kernel reads from
+    // offset 0 again. Names created since opendir must appear (POSIX).
+    const Status s = a.fs().RewindDir(c, ino, fi->fh);
+    if (!s.ok()) return ReplyErr(req, s);
+  }
   const std::vector<DirEntry>* entries = a.fs().DirEntries(fi->fh);
   if (entries == nullptr) return ReplyErr(req, Status(Code::kBadFd, "unknown directory handle"));
-  if (off < 0) return ReplyErr(req, Status::Invalid("negative directory offset"));
   char* buf = ThreadBuffer(size);
   size_t used = 0;
   for (size_t i = static_cast<size_t>(off); i < entries->size(); ++i) {
@@ -48,18 +54,29 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
     }
     const size_t need = fuse_add_direntry_plus(req, nullptr, 0, d.name.c_str(), nullptr, 0);
     if (need > room) break;
-    Result<Attr> attr = a.fs().GetAttr(c, d.ino);
-    if (!attr.ok()) {
-      // Removed since OpenDir took the listing: not an error, just gone.
-      if (attr.status().code() == Code::kNotFound) continue;
+    // The kernel makes a dentry for every entry that carries attributes, so
+    // the name must name that inode now, not only in the listing's snapshot:
+    // a directory renamed since would get a second dentry under its old
+    // name, which the kernel resolves by moving the directory back there in
+    // its cache (or fails later lookups with ESTALE, found by fsstress).
+    // Lookup counts the kernel's reference like a LOOKUP would.
+    Result<Attr> attr = a.fs().Lookup(c, ino, d.name);
+    if (!attr.ok() && attr.status().code() != Code::kNotFound) {
       if (used == 0) return ReplyErr(req, attr.status());
       break;  // return what we have; the next call reports the error
     }
-    fuse_entry_param e = EntryOf(req, *attr, dir_uncached || a.fs().Uncached(c, d.ino));
+    fuse_entry_param e{};
+    if (attr.ok() && attr->ino == d.ino) {
+      e = EntryOf(req, *attr, dir_uncached || a.fs().Uncached(c, d.ino));
+    } else {
+      // Gone or replaced since the listing was taken: listed (the snapshot
+      // had it), but without attributes, so the kernel makes no dentry.
+      if (attr.ok()) a.fs().Forget(attr->ino, 1);
+      e.attr.st_ino = d.ino;
+      e.attr.st_mode = d.type;
+    }
     fuse_add_direntry_plus(req, buf + used, room, d.name.c_str(), &e, next);
     used += need;
-    // The kernel will hold a lookup reference for every entry it receives.
-    a.fs().AddLookup(d.ino);
   }
   fuse_reply_buf(req, buf, used);
 }

@@ -12,6 +12,16 @@ namespace {
 
 bool BadOffset(off_t off) { return off < 0; }
 
+// A WRITE the kernel sent from its direct-I/O path (fuse_direct_io: a
+// direct-I/O handle, or O_DIRECT; synchronous or asynchronous). That path
+// always sends the writer's lock owner (FUSE_WRITE_LOCKOWNER); a write
+// through the page cache (write-through, whose last page may be locked
+// while the request is out) and the writeback of mapped pages
+// (FUSE_WRITE_CACHE) never do. So a nonzero lock owner without writepage
+// means no page of the file is locked on this request's behalf, and its
+// cached pages can be invalidated before the reply.
+bool IsDirectWrite(const fuse_file_info* fi) { return fi->writepage == 0 && fi->lock_owner != 0; }
+
 // Page-cache policy of a new handle; returns whether it bypasses the caches.
 // Normally the kernel keeps the file's pages across opens: every change comes
 // through this mount and updates or invalidates them (docs/ARCHITECTURE.md
@@ -120,6 +130,22 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
       AdapterOf(req).fs().Write(c, ino, fi->fh, static_cast<uint64_t>(off), buf, size,
                                 /*writeback=*/fi->writepage != 0);
   if (!n.ok()) return ReplyErr(req, n.status());
+  if (IsDirectWrite(fi) && (fi->flags & O_DIRECT)) {
+    // The kernel drops the cached pages a direct write overlaps before it
+    // sends the WRITE, not after: a cached reader or a mapping that faults a
+    // page in meanwhile caches the old bytes, and nothing drops them later
+    // (for an asynchronous write — io_submit — not even the attributes, so
+    // auto_inval_data cannot notice either). Drop them now, before the
+    // reply completes the write: no read that starts after the write
+    // returned can see older bytes (docs/ARCHITECTURE.md section 7).
+    // Only O_DIRECT writes: they alone can complete asynchronously, and a
+    // synchronous write through a direct-I/O handle already invalidates the
+    // attributes when it returns (auto_inval_data then drops the pages) —
+    // and invalidating inline there too made the abort of a transaction
+    // with dirty mapped pages flaky (TxMmap.DirtyMappedPagesOf...).
+
+    AdapterOf(req).invalidator().InvalidateRange(ino, static_cast<uint64_t>(off), *n);
+  }
   ForgetCachedPagesAfterReply forget(req, c, ino);
   fuse_reply_write(req, *n);
 }
@@ -128,7 +154,7 @@ void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Adapter& a = AdapterOf(req);
   // close(2) by any descriptor of a process drops all its POSIX locks on the
   // file; the kernel tells us with FLUSH and the closing lock owner.
-  a.locks().ReleasePosix(ino, fi->lock_owner);
+  a.locks().ReleasePosix(ino, fi->fh, fi->lock_owner);
   ReplyErr(req, a.fs().Flush(ino, fi->fh));
 }
 
@@ -136,6 +162,8 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Adapter& a = AdapterOf(req);
   // The last close of an open file description drops its flock lock.
   if (fi->flock_release) a.locks().ReleaseFlock(ino, fi->lock_owner);
+  // ... and its OFD locks (fcntl F_OFD_SETLK), which nobody else releases.
+  a.locks().ReleaseOfd(ino, fi->fh);
   ReplyErr(req, a.fs().Release(ino, fi->fh));
 }
 
@@ -153,9 +181,9 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
 
 void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
   // The kernel handles SEEK_SET/CUR/END itself and only asks for these two.
-  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || BadOffset(off)) {
-    return ReplyErr(req, Status::Invalid("bad lseek"));
-  }
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return ReplyErr(req, Status::Invalid("bad lseek"));
+  // Like ext4 and xfs: a negative offset is "past the data", not invalid.
+  if (BadOffset(off)) return ReplyErr(req, Status(Code::kErrno, "negative offset", ENXIO));
   Result<uint64_t> r =
       AdapterOf(req).fs().Lseek(CallerOf(req), ino, fi->fh, static_cast<uint64_t>(off), whence);
   if (!r.ok()) return ReplyErr(req, r.status());

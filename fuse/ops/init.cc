@@ -21,6 +21,13 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // O_TRUNC is applied by Open in the same transaction as the open.
   want(FUSE_CAP_ATOMIC_O_TRUNC);
   want(FUSE_CAP_READDIRPLUS);
+  // File handles (name_to_handle_at / open_by_handle_at, NFS export): the
+  // kernel resolves a handle whose inode it does not cache with LOOKUP of
+  // "." in the handle's node id, and a directory's parent with "..";
+  // Filesystem::Lookup answers both. Inode numbers are never reused and the
+  // generation is in the handle, so a handle names one file for the
+  // volume's life and gives ESTALE only once that file is gone.
+  want(FUSE_CAP_EXPORT_SUPPORT);
   want(FUSE_CAP_READDIRPLUS_AUTO);
   // No writeback cache: each write(2) must reach the engine as one WRITE, one
   // atomic transaction, and be visible to the next reader at once.

@@ -126,6 +126,7 @@ void SetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* loc
   } else {
     s = mgr.SetRange(fi->lock_owner, pid, ino, r->type, r->start, r->end, /*wait=*/false);
   }
+  if (s.ok() && r->type != F_UNLCK) AdapterOf(req).locks().NoteRangeLock(fi->fh, fi->lock_owner);
   ReplyErr(req, s);
 }
 

@@ -8,6 +8,7 @@ import struct
 import sys
 import time
 
+# The first argument is the mount's runtime directory (elle.sock, elle.token).
 VOL, MNT, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
 SOCK = os.path.join(VOL, "elle.sock")
 

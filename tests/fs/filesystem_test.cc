@@ -162,8 +162,11 @@ TEST_F(FilesystemTest, HolesReadAsZerosAndSeekFindsData) {
   EXPECT_LE(a->blocks, 2u);
   EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, 0, SEEK_DATA), uint64_t{5} << 20);
   EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, 0, SEEK_HOLE), 0u);
-  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, (5 << 20) + 1, SEEK_HOLE), (uint64_t{5} << 20) + 4);
-  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, (5 << 20) + 4, SEEK_DATA), tib - 1);
+  // Whole 4 KiB blocks, like ext4 and xfs: the block holding "data" is data
+  // to its end, and the block holding the last byte starts at tib - 4096.
+  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, (5 << 20) + 1, SEEK_HOLE), (uint64_t{5} << 20) + 4096);
+  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, (5 << 20) + 4, SEEK_DATA), (uint64_t{5} << 20) + 4);
+  EXPECT_EQ(*fs_->Lseek(caller_, ino, fh, (5 << 20) + 4096, SEEK_DATA), tib - 4096);
   EXPECT_EQ(fs_->Lseek(caller_, ino, fh, tib, SEEK_DATA).status().ToErrno(), ENXIO);
   char buf[8];
   ASSERT_EQ(*fs_->Read(caller_, ino, fh, (5 << 20) - 2, 8, buf), 8u);

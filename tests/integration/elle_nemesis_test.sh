@@ -71,6 +71,6 @@ grep -q '^nemesis: 2 kills' "$T/run.out" || die "no nemesis summary line"
 
 log "4. nothing left mounted; the volume is clean"
 is_mounted "$MNT" && die "the runner left $MNT mounted"
-[ ! -e "$VOL/elle.sock" ] || die "elle.sock left behind after the final unmount"
+[ ! -e "$VOL/elle.sock" ] || die "elle.sock in the volume (it belongs in the runtime directory)"
 fsck_clean
 dbfs_pass

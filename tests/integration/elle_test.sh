@@ -12,18 +12,26 @@ DBFS_MOUNT_OPTS="allow_other,elle_port=$PORT"
 dbfs_setup
 cd /
 
+# The socket and token live in the mount's runtime directory
+# (fuse/runtime_dir.h), named by the daemon's log line.
+runtime_dir() {
+  grep -o 'elle protocol server on [^ ]*' "$LOG" | tail -1 | sed 's/.* on //; s|/elle.sock$||'
+}
 log "1. socket and token"
-wait_until 10 test -S "$VOL/elle.sock" || die "no $VOL/elle.sock"
-[ "$(stat -c %a "$VOL/elle.sock")" = 600 ] || die "elle.sock mode $(stat -c %a "$VOL/elle.sock")"
-[ "$(stat -c %a "$VOL/elle.token")" = 600 ] || die "elle.token mode $(stat -c %a "$VOL/elle.token")"
-grep -Eq '^[0-9a-f]{32}$' "$VOL/elle.token" || die "elle.token is not 32 hex digits"
+wait_until 10 grep -q 'elle protocol server on' "$LOG" || die "the Elle server did not start"
+RUN=$(runtime_dir)
+case "$RUN" in "$VOL"*) die "runtime files inside the volume: $RUN" ;; esac
+wait_until 10 test -S "$RUN/elle.sock" || die "no $RUN/elle.sock"
+[ "$(stat -c %a "$RUN/elle.sock")" = 600 ] || die "elle.sock mode $(stat -c %a "$RUN/elle.sock")"
+[ "$(stat -c %a "$RUN/elle.token")" = 600 ] || die "elle.token mode $(stat -c %a "$RUN/elle.token")"
+grep -Eq '^[0-9a-f]{32}$' "$RUN/elle.token" || die "elle.token is not 32 hex digits"
 if command -v ss >/dev/null 2>&1; then
   ss -ltn | grep -q "127.0.0.1:$PORT " || die "not listening on 127.0.0.1:$PORT"
   ss -ltn | grep -Eq "(0.0.0.0|\*|\[::\]):$PORT " && die "listening on a non-loopback address"
 fi
 
 log "2. bad frames, foreign transactions, dropped connections, TCP without AUTH"
-python3 "$PROBE" "$VOL" "$MNT" "$PORT" >>"$LOG" 2>&1 || { tail -5 "$LOG" >&2; die "protocol probe failed"; }
+python3 "$PROBE" "$RUN" "$MNT" "$PORT" >>"$LOG" 2>&1 || { tail -5 "$LOG" >&2; die "protocol probe failed"; }
 pid_alive "$DAEMON_PID" && is_mounted "$MNT" || die "the daemon died"
 
 log "3. dbfs elle run --clients 50 --ops 5000 is valid"
@@ -62,7 +70,7 @@ log "4. negative control: -o elle_weaken=1 must be caught"
 dbfs_unmount
 DBFS_MOUNT_OPTS="allow_other,elle_weaken=1"
 dbfs_mount
-wait_until 10 test -S "$VOL/elle.sock" || die "no $VOL/elle.sock"
+wait_until 10 test -S "$RUN/elle.sock" || die "no $RUN/elle.sock"
 rc=0
 "$DBFS" elle run --mount "$MNT" --clients 50 --ops 3000 --keys 3 --out "$T/weak.edn" >"$T/weak.out" 2>&1 || rc=$?
 tail -20 "$T/weak.out" >&2
@@ -73,6 +81,7 @@ grep -Eq ':anomaly-types .*(:G0|:G1c|:G-single|:G2-item|:lost-update)' "$T/weak.
   die "weakened isolation: no cycle or lost-update anomaly reported"
 
 dbfs_unmount
-[ ! -e "$VOL/elle.sock" ] || die "elle.sock left behind after unmount"
+[ ! -e "$RUN/elle.sock" ] || die "elle.sock left behind after unmount"
+[ ! -e "$RUN" ] || die "runtime directory $RUN left behind after unmount"
 fsck_clean
 dbfs_pass

@@ -921,10 +921,15 @@ int OpRemovexattr(const char* path, const char* name) {
 
 // ---- namespace ----
 
+// --no-sockets: mknod of a socket fails with ENOSYS, like file systems that
+// cannot hold sockets (tests that DBFS needs none in its volume).
+bool g_no_sockets = false;
+
 int OpMknod(const char* path, mode_t mode, dev_t rdev) {
   PLFS_ENTER();
   PLFS_CHECK_PATH(path);
   if (IsCtl(path)) return -EEXIST;
+  if (g_no_sockets && S_ISSOCK(mode)) return -ENOSYS;
   std::string rel = Rel(path);
   if (mknodat(Root(), rel.c_str(), mode, rdev) != 0) return -errno;
   SetOwner(rel);
@@ -1364,10 +1369,11 @@ fuse_operations MakeOps() {
 int main(int argc, char** argv) {
   if (argc < 3 || argv[1][0] == '-') {
     fprintf(stderr,
-            "usage: %s BACKING_DIR MOUNTPOINT [--mt] [-f] [-d] [-o options]\n"
+            "usage: %s BACKING_DIR MOUNTPOINT [--mt] [--no-sockets] [-f] [-d] [-o options]\n"
             "Control: write 'cut SEED drop|prefix|random', 'sync', 'failsync K MATCH [hold]',\n"
             "'release' or 'stats' to MOUNTPOINT/.plfs_ctl and read the reply from the same\n"
-            "open file. --mt: multi-threaded FUSE loop (needed by failsync ... hold).\n",
+            "open file. --mt: multi-threaded FUSE loop (needed by failsync ... hold).\n"
+            "--no-sockets: creating a socket fails with ENOSYS.\n",
             argv[0]);
     return 2;
   }
@@ -1386,6 +1392,8 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     if (strcmp(argv[i], "--mt") == 0) {
       mt = true;
+    } else if (strcmp(argv[i], "--no-sockets") == 0) {
+      plfs::g_no_sockets = true;
     } else {
       args.push_back(argv[i]);
     }

@@ -144,19 +144,41 @@ TEST_P(WriterTest, SyncErrorIsStickyForAllWaiters) {
   EXPECT_EQ(std::string(buf, 6), "record");
 }
 
-TEST_P(WriterTest, WriteErrorIsSticky) {
+// A full disk is not sticky (issue 12 item 12): the failed append leaves
+// nothing behind, and appends work again once space is back.
+TEST_P(WriterTest, NoSpaceIsNotSticky) {
   FaultInjectionFileSystem ffs(fs());
   auto w = OpenWriter(&ffs, Options(), 0);
   ASSERT_TRUE(w);
   auto first = w->Append(RecordType::kData, "kept");
   ASSERT_TRUE(first.ok());
   ffs.FailAfter(OpKind::kWrite, 1, ENOSPC);
-  EXPECT_EQ(w->Append(RecordType::kData, "lost").status().code(), Code::kNoSpace);
+  EXPECT_EQ(w->Append(RecordType::kData, "refused").status().code(), Code::kNoSpace);
+  auto after = w->Append(RecordType::kData, "after");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->lsn, first->end_lsn) << "the refused record left bytes behind";
+  ASSERT_OK(w->SyncTo(after->end_lsn));
+  w.reset();
+  Scan s = ScanLog(fs(), dir());
+  ASSERT_OK(s.status);
+  ASSERT_EQ(s.records.size(), 2u);
+  EXPECT_EQ(s.records[0].payload, "kept");
+  EXPECT_EQ(s.records[1].payload, "after");
+}
+
+TEST_P(WriterTest, WriteErrorIsSticky) {
+  FaultInjectionFileSystem ffs(fs());
+  auto w = OpenWriter(&ffs, Options(), 0);
+  ASSERT_TRUE(w);
+  auto first = w->Append(RecordType::kData, "kept");
+  ASSERT_TRUE(first.ok());
+  ffs.FailAfter(OpKind::kWrite, 1, EIO);
+  EXPECT_EQ(w->Append(RecordType::kData, "lost").status().code(), Code::kIOError);
   const uint64_t writes = ffs.count(OpKind::kWrite);
   const uint64_t syncs = ffs.count(OpKind::kSync);
   auto again = w->Append(RecordType::kData, "lost too");
   EXPECT_EQ(again.status().code(), Code::kReadOnly);
-  EXPECT_NE(again.status().message().find("No space"), std::string::npos)
+  EXPECT_NE(again.status().message().find("Input/output error"), std::string::npos)
       << again.status().ToString();
   EXPECT_EQ(w->SyncTo(first->end_lsn).code(), Code::kReadOnly);
   EXPECT_EQ(ffs.count(OpKind::kWrite), writes);

@@ -16,11 +16,17 @@
 #include <string>
 
 #include "elle/server.h"
+#include "fs/runtime_dir.h"
 #include "fs/filesystem.h"
 
 namespace dbfs {
 
 namespace {
+
+// The mount's runtime directory (fs/runtime_dir.h).
+std::string RuntimeDirOf(const MountOptions& o) {
+  return o.runtime_dir.empty() ? DefaultRuntimeDir(o.volume) : o.runtime_dir;
+}
 
 Status SetUpLogging(const MountOptions& o) {
   spdlog::sink_ptr sink;
@@ -33,6 +39,11 @@ Status SetUpLogging(const MountOptions& o) {
       sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     } else if (!is_volume) {
       sink = std::make_shared<spdlog::sinks::null_sink_mt>();
+    } else if (o.fs.read_only) {
+      // A read-only mount writes nothing to the volume, its log included.
+      const std::string dir = RuntimeDirOf(o);
+      DBFS_RETURN_IF_ERROR(MakeRuntimeDir(dir));
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir + "/dbfs.log");
     } else {
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(o.volume + "/dbfs.log");
     }
@@ -51,7 +62,8 @@ Status SetUpLogging(const MountOptions& o) {
 Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
   // Before any thread exists: the engine's threads inherit the block.
   fuse::ScopedShutdownSignalMask block(SIG_BLOCK);
-  spdlog::info("opening {} (sync={}, noatime={})", o.volume, o.fs.sync, o.fs.noatime);
+  spdlog::info("opening {} (sync={}, noatime={}{})", o.volume, o.fs.sync, o.fs.noatime,
+               o.fs.read_only ? ", read-only" : "");
   Result<std::unique_ptr<Filesystem>> opened = Filesystem::Open(o.volume, o.fs);
   if (!opened.ok()) return opened.TakeStatus();
   std::unique_ptr<Filesystem> fs = std::move(opened).value();
@@ -59,7 +71,12 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
   Status s;
   {
     // The Elle protocol server runs while the session does (elle/server.h).
-    auto elle = elle::Server::Start(fs.get(), {o.volume, o.elle_port, o.elle_weaken});
+    // Its socket and token go to the runtime directory, never into the
+    // volume (whose filesystem may not hold sockets).
+    const std::string run_dir = RuntimeDirOf(o);
+    Status made = MakeRuntimeDir(run_dir);
+    auto elle = made.ok() ? elle::Server::Start(fs.get(), {run_dir, o.elle_port, o.elle_weaken})
+                          : Result<std::unique_ptr<elle::Server>>(made);
     if (!elle.ok()) {
       s = elle.TakeStatus();
     } else {
@@ -71,6 +88,13 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       so.allow_other = o.allow_other;
       so.default_permissions = o.default_permissions;
       so.noatime = o.fs.noatime;
+      // Device nodes and set-user-ID files work on a root mount unless told
+      // otherwise (mount(8)'s defaults); other users get what fusermount3
+      // allows them: nodev,nosuid.
+      so.dev = o.dev.value_or(geteuid() == 0);
+      so.suid = o.suid.value_or(geteuid() == 0);
+      so.noexec = o.noexec;
+      so.read_only = o.fs.read_only;
       s = fuse::ServeSession(so, &adapter, report);
       (*elle)->Stop();
     }

@@ -561,6 +561,9 @@ class Pass {
   void CheckParents();
   void CheckLinkCounts();
   void CheckExtents();
+  // Whether WAL bytes [off, off + len) of segment `seg` are all zero (false
+  // when they cannot be read).
+  bool BytesAreZeros(uint32_t seg, uint64_t off, uint32_t len);
   void CheckXattrs();
   void ReclaimOrphans();
   void Commit();
@@ -1468,8 +1471,24 @@ void Pass::CheckLinkCounts() {
   }
 }
 
+bool Pass::BytesAreZeros(uint32_t seg, uint64_t off, uint32_t len) {
+  auto f = wal::DefaultFileSystem()->Open(wal::SegmentPath(dir_ + "/wal", seg),
+                                          wal::FileSystem::kReadOnly);
+  if (!f.ok()) return false;
+  std::string buf(std::min<uint32_t>(len, 1 << 20), '\0');
+  for (uint32_t done = 0; done < len;) {
+    const size_t n = std::min<size_t>(buf.size(), len - done);
+    size_t got = 0;
+    if (!(*f)->PRead(off + done, buf.data(), n, &got).ok() || got != n) return false;
+    if (buf.find_first_not_of('\0', 0) < n) return false;
+    done += static_cast<uint32_t>(n);
+  }
+  return true;
+}
+
 // File data: each chunk's slices are sorted, non-overlapping, inside the
-// chunk and the file size, and point into a DATA record of the WAL (whose
+// chunk and the file size (or zeros past it: a reservation), and point into
+// a DATA record of the WAL (whose
 // CRC matches, in a full check). alloc_bytes is the sum of the slices.
 void Pass::CheckExtents() {
   prog_.Phase("checking file data", extents_.size());
@@ -1530,20 +1549,25 @@ void Pass::CheckExtents() {
         s.data += cut;
         s.len -= cut;
       }
-      if (base + s.off >= size) {
-        Fix(where + ": " + range() + " lie beyond the file size " + Num(size), "removed");
-        continue;
-      }
-      if (base + s.end() > size) {
-        Fix(where + ": " + range() + " run past the file size " + Num(size), "trimmed");
-        s.len = static_cast<uint32_t>(size - base - s.off);
-      }
       const WalRec* bad = nullptr;
       std::string ref = wal.CheckRef(s.segment, s.data, s.len, &bad);
       if (!ref.empty()) {
         if (bad) referenced_bad_.insert({s.segment, bad->off});
         Fix(where + ": " + range() + " point to " + ref, "removed (they read as zeros)");
         continue;
+      }
+      // Zeros past the file size are a reservation (fallocate KEEP_SIZE,
+      // like ext4's blocks past EOF): legal. Other bytes there are not.
+      if (base + s.end() > size) {
+        const uint64_t keep = base + s.off >= size ? 0 : size - base - s.off;
+        if (!BytesAreZeros(s.segment, s.data + keep, s.len - static_cast<uint32_t>(keep))) {
+          if (keep == 0) {
+            Fix(where + ": " + range() + " lie beyond the file size " + Num(size), "removed");
+            continue;
+          }
+          Fix(where + ": " + range() + " run past the file size " + Num(size), "trimmed");
+          s.len = static_cast<uint32_t>(keep);
+        }
       }
       out.push_back(s);
       prev_end = s.end();

@@ -1,7 +1,9 @@
 #include "tools/lib/mount_options.h"
 
 #include <fmt/format.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -19,8 +21,11 @@ namespace {
 bool IsIgnoredOption(std::string_view key) {
   // Generic mount(8) options a mount helper receives; they mean nothing here.
   static constexpr std::string_view kIgnored[] = {
-      "rw",   "dev",    "nodev", "suid",   "nosuid",  "exec",     "noexec",
-      "auto", "noauto", "user",  "nouser", "_netdev", "defaults", "nofail"};
+      "auto", "noauto", "user", "nouser", "_netdev", "defaults", "nofail",
+      // Generic ones mount(8) repeats from the live mount for a remount, and
+      // the FUSE kernel options libfuse set there.
+      "relatime", "strictatime", "atime", "diratime", "nodiratime", "lazytime", "nolazytime",
+      "silent", "loud", "user_id", "group_id", "rootmode", "blksize", "max_read"};
   for (std::string_view k : kIgnored) {
     if (key == k) return true;
   }
@@ -127,6 +132,20 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(flag(&out->fs.sync, true));
     } else if (key == "noatime") {
       DBFS_RETURN_IF_ERROR(flag(&out->fs.noatime, true));
+    } else if (key == "ro" || key == "rw") {
+      DBFS_RETURN_IF_ERROR(flag(&out->fs.read_only, key == "ro"));
+    } else if (key == "remount") {
+      DBFS_RETURN_IF_ERROR(flag(&out->remount, true));
+    } else if (key == "dev" || key == "nodev") {
+      bool v = false;
+      DBFS_RETURN_IF_ERROR(flag(&v, true));
+      out->dev = key == "dev";
+    } else if (key == "suid" || key == "nosuid") {
+      bool v = false;
+      DBFS_RETURN_IF_ERROR(flag(&v, true));
+      out->suid = key == "suid";
+    } else if (key == "exec" || key == "noexec") {
+      DBFS_RETURN_IF_ERROR(flag(&out->noexec, key == "noexec"));
     } else if (key == "allow_other") {
       DBFS_RETURN_IF_ERROR(flag(&out->allow_other, true));
     } else if (key == "default_permissions") {
@@ -176,6 +195,11 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
     } else if (key == "checkpoint_interval" && has_value) {
       DBFS_RETURN_IF_ERROR(
           ParseUint(key, value, /*suffixes=*/false, &out->fs.checkpoint_interval_s));
+    } else if (key == "runtime_dir" && has_value) {
+      if (value.empty() || value[0] != '/') {
+        return Status::Invalid("mount option runtime_dir: an absolute path is needed");
+      }
+      out->runtime_dir = std::string(value);
     } else if (key == "elle_port" && has_value) {
       uint64_t port = 0;
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
@@ -191,12 +215,46 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       out->elle_weaken = !has_value || value == "1";
     } else {
       return Status::Invalid(fmt::format(
-          "unknown mount option '{}' (known: sync, noatime, log_level=, allow_other, "
-          "default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
+          "unknown mount option '{}' (known: ro, rw, remount, sync, noatime, log_level=, allow_other, "
+          "dev, nodev, suid, nosuid, exec, noexec, default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
           "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
-          "elle_port=)",
+          "runtime_dir=, elle_port=)",
           item));
     }
+  }
+  return Status::Ok();
+}
+
+namespace {
+// Whether `dir` (absolute) is a mount point, from /proc/self/mountinfo.
+bool IsMountPoint(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mountpoint;
+    if (fields >> id >> parent >> dev >> root >> mountpoint &&
+        UnescapeMountInfo(mountpoint) == dir) {
+      return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
+Status RemountKernel(const MountOptions& o) {
+  if (!IsMountPoint(o.mountpoint)) {
+    return Status::NotFound(fmt::format("{} is not mounted: nothing to remount", o.mountpoint));
+  }
+  unsigned long flags = MS_REMOUNT;
+  if (o.fs.read_only) flags |= MS_RDONLY;
+  const bool root = geteuid() == 0;
+  if (!o.dev.value_or(root)) flags |= MS_NODEV;
+  if (!o.suid.value_or(root)) flags |= MS_NOSUID;
+  if (o.noexec) flags |= MS_NOEXEC;
+  if (o.fs.noatime) flags |= MS_NOATIME;
+  if (::mount(nullptr, o.mountpoint.c_str(), nullptr, flags, nullptr) != 0) {
+    return Status::FromErrno(errno, "remount " + o.mountpoint);
   }
   return Status::Ok();
 }

@@ -6,6 +6,7 @@
 
 #include <spdlog/common.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,18 @@ struct MountOptions {
   bool allow_other = false;         // -o allow_other
   bool default_permissions = true;  // kernel mode checks (-o no_default_permissions: off)
   fuse::CachePolicy cache;          // -o entry_timeout=, -o attr_timeout=, -o direct_io
+  // Kernel mount flags. dev/suid default to mount(8)'s defaults for root
+  // (on) and to what fusermount3 forces on other users (off); -o dev,
+  // nodev, suid, nosuid, exec, noexec set them explicitly.
+  std::optional<bool> dev;
+  std::optional<bool> suid;
+  bool noexec = false;
+  // -o runtime_dir=: where the Elle socket and token go (fs/runtime_dir.h);
+  // empty: DefaultRuntimeDir(volume).
+  std::string runtime_dir;
+  // -o remount (mount(8) runs the helper so for `mount -o remount,...`):
+  // RemountKernel instead of a new mount.
+  bool remount = false;
   int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
   bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
 };
@@ -33,10 +46,19 @@ struct MountOptions {
 // log_level=trace|debug|info|warn|error, allow_other, default_permissions,
 // no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
 // tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed).
-// Ignored (mount(8) passes them): rw, dev, nodev, suid, nosuid, exec, noexec,
-// auto, noauto, user, nouser, _netdev, defaults, nofail, x-*. Anything else
+// Kernel mount flags: dev, nodev, suid, nosuid, exec, noexec; ro (also the
+// engine: FsOptions::read_only), rw; remount (see RemountKernel).
+// Ignored (mount(8) passes them): rw, auto, noauto, user, nouser, _netdev,
+// defaults, nofail, x-*. Anything else
 // is an Invalid status naming the option.
 Status ParseMountOptions(std::string_view list, MountOptions* out);
+
+// -o remount: applies ro/rw, nodev, nosuid, noexec and noatime to the live
+// mount with mount(2) MS_REMOUNT — the kernel alone enforces them (FUSE tells
+// the daemon nothing). After remount,ro every change fails with EROFS in the
+// kernel; the daemon itself still runs read-write (a volume the daemon must
+// not write at all is mounted with -o ro).
+Status RemountKernel(const MountOptions& o);
 
 // Before mounting: the volume and the mount point exist and are directories
 // (both are made absolute, as the daemon changes to /), and nothing is
