@@ -157,6 +157,13 @@ Result<size_t> Engine::Read(const Caller& c, uint64_t ino, uint64_t, uint64_t of
     if (off < n.size && size > 0) {
       n_read = static_cast<size_t>(std::min<uint64_t>(size, n.size - off));
       DBFS_RETURN_IF_ERROR(ReadRange(t, ino, off, n_read, buf));
+      // The whole pages served (the last one may end at EOF): what a page
+      // cache filled from this read holds (fs/write_edges.h).
+      const uint64_t end = off + n_read;
+      const uint64_t end_page = end == n.size ? (end + WriteEdges::kPage - 1) / WriteEdges::kPage
+                                              : end / WriteEdges::kPage;
+      edges_.NoteFill(ino, (off + WriteEdges::kPage - 1) / WriteEdges::kPage, end_page,
+                      t.snapshot());
     }
     touch_atime = !opts_.noatime && !opts_.read_only && !op.tx &&
                   (TimeLE(n.atime, n.mtime) || TimeLE(n.atime, n.ctime) ||
@@ -212,7 +219,8 @@ Status Engine::WriteChunks(Transaction& t, uint64_t ino, Inode* n, uint64_t off,
 }
 
 Result<size_t> Engine::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
-                             const char* data, size_t size, bool writeback) {
+                             const char* data, size_t size, WriteOrigin origin) {
+  const bool writeback = origin == WriteOrigin::kWriteback;
   int flags = 0;
   std::shared_ptr<ExplicitTx> tx;
   {
@@ -244,7 +252,25 @@ Result<size_t> Engine::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_
   DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
   if (n.IsDir()) return Status(Code::kIsDir, "is a directory");
   if (flags & O_APPEND) off = n.size;
-  DBFS_RETURN_IF_ERROR(WriteChunks(t, ino, &n, off, data, size));
+  std::vector<size_t> edge_records;
+  if (writeback) {
+    // A page written back from a shared mapping may have been read before
+    // a write changed some of its bytes: those are left as they are now.
+    for (const auto& [a, b] : edges_.RunsToApply(ino, off, std::string_view(data, size))) {
+      DBFS_RETURN_IF_ERROR(WriteChunks(t, ino, &n, a, data + (a - off), b - a));
+    }
+  } else {
+    if (!op.tx && origin == WriteOrigin::kDirect) {
+      // What this write overwrites in pages it shares with the rest of the
+      // file (read under the inode lock, so before any writeback of them).
+      for (const auto& [a, b] : WriteEdges::EdgeRanges(off, size)) {
+        std::string old(b - a, '\0');
+        DBFS_RETURN_IF_ERROR(ReadRange(t, ino, a, b - a, old.data()));
+        edge_records.push_back(edges_.Record(ino, a, std::move(old)));
+      }
+    }
+    DBFS_RETURN_IF_ERROR(WriteChunks(t, ino, &n, off, data, size));
+  }
   const timespec now = Now();
   n.size = std::max<uint64_t>(n.size, off + size);
   n.mtime = n.ctime = now;
@@ -256,6 +282,12 @@ Result<size_t> Engine::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_
   }
   StoreInode(t, ino, n);
   DBFS_RETURN_IF_ERROR(Finish(op, flags));
+  for (size_t h : edge_records) edges_.Committed(ino, h, op.committed_csn);
+  if (origin == WriteOrigin::kPageCache && !op.tx) {
+    // The page cache now holds this write's bytes in the pages it covers whole.
+    const uint64_t P = WriteEdges::kPage;
+    edges_.NoteFill(ino, (off + P - 1) / P, (off + size) / P, op.committed_csn);
+  }
   return size;
 }
 
@@ -492,7 +524,7 @@ Result<size_t> Engine::CopyFileRange(const Caller& c, uint64_t in, uint64_t fh_i
     DBFS_ASSIGN_OR_RETURN(size_t got, Read(c, in, fh_in, off_in + done, want, buf.data()));
     if (got == 0) break;
     DBFS_ASSIGN_OR_RETURN(size_t put,
-                          Write(c, out, fh_out, off_out + done, buf.data(), got, false));
+                          Write(c, out, fh_out, off_out + done, buf.data(), got, WriteOrigin::kDirect));
     done += put;
     if (got < want) break;
   }

@@ -36,6 +36,7 @@
 #include "fs/checkpoint.h"
 #include "fs/filesystem.h"
 #include "fs/inode_format.h"
+#include "fs/write_edges.h"
 #include "mvcc/store.h"
 #include "txn/inode_locks.h"
 #include "txn/lock_manager.h"
@@ -166,7 +167,7 @@ class Engine {
   Result<size_t> Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
                       char* buf);
   Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, const char* data,
-                       size_t size, bool writeback);
+                       size_t size, WriteOrigin origin);
   Status Release(uint64_t ino, uint64_t fh);
   Status Fsync(const Caller& c);
   Status Fallocate(const Caller& c, uint64_t ino, int mode, uint64_t off, uint64_t len);
@@ -251,6 +252,7 @@ class Engine {
     std::unique_lock<std::mutex> tx_lock;
     txn::InodeLocks::Guard guard;
     std::unique_ptr<Transaction> own;
+    uint64_t committed_csn = 0;  // set by Finish for an autocommit
     Transaction& t() { return tx ? *tx->txn : *own; }
     void ReleaseLocks() { guard.Release(); }
   };
@@ -386,6 +388,9 @@ class Engine {
   std::mutex handles_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<Handle>> handles_;  // guarded by handles_mu_
   uint64_t next_fh_ = 1;                                           // guarded by handles_mu_
+
+  // Edge bytes of writes, against stale mapped pages (fs/write_edges.h).
+  WriteEdges edges_;
 
   std::atomic<uint64_t> fsync_calls_{0};
   bool closed_ = false;

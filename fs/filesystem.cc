@@ -135,8 +135,8 @@ Result<size_t> Filesystem::Read(const Caller& c, uint64_t ino, uint64_t fh, uint
   return engine_->Read(c, ino, fh, off, size, buf);
 }
 Result<size_t> Filesystem::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
-                                 const char* data, size_t size, bool writeback) {
-  return engine_->Write(c, ino, fh, off, data, size, writeback);
+                                 const char* data, size_t size, WriteOrigin origin) {
+  return engine_->Write(c, ino, fh, off, data, size, origin);
 }
 Status Filesystem::Flush(uint64_t, uint64_t) { return Status::Ok(); }
 Status Filesystem::Release(uint64_t ino, uint64_t fh) { return engine_->Release(ino, fh); }

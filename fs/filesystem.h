@@ -183,6 +183,16 @@ struct FsStats {
   uint64_t checkpoint_bytes_removed = 0;
 };
 
+// Where a Write comes from: how the kernel's page cache relates to it
+// (fs/write_edges.h keeps writes and stale mapped pages from undoing each
+// other).
+enum class WriteOrigin {
+  kCall,       // not through a kernel page cache (the Elle server, tests)
+  kDirect,     // write(2) with direct I/O: the kernel dropped the range's cached pages first
+  kPageCache,  // write(2) through the page cache, which now holds the bytes
+  kWriteback,  // the kernel writing back dirty pages of a shared mapping
+};
+
 // How an explicit transaction runs.
 struct TxOptions {
   bool serializable = true;  // false: snapshot isolation
@@ -293,11 +303,11 @@ class Filesystem {
   // Reads up to `size` bytes at `off` into `buf`; returns the count (short at EOF).
   Result<size_t> Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
                       char* buf);
-  // `writeback`: the kernel writing back pages of a shared mapping, which
-  // belong to the transaction the handle was opened in (if any), not to the
-  // caller's.
+  // `origin`: how the kernel's page cache relates to the write (see
+  // WriteOrigin). Writeback of a shared mapping's pages belongs to the
+  // transaction the handle was opened in (if any), not to the caller's.
   Result<size_t> Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off, const char* data,
-                       size_t size, bool writeback = false);
+                       size_t size, WriteOrigin origin = WriteOrigin::kCall);
   Status Flush(uint64_t ino, uint64_t fh);
   Status Release(uint64_t ino, uint64_t fh);
   Status Fsync(const Caller& c, uint64_t ino, uint64_t fh, bool datasync);

@@ -47,6 +47,8 @@ void Engine::Unref(uint64_t ino, uint64_t lookups, uint64_t opens) {
     Refs& r = it->second;
     r.lookups -= std::min(r.lookups, lookups);
     r.opens -= std::min(r.opens, opens);
+    // No open handle, so no mapping: no stale page of it can come back.
+    if (opens > 0 && r.opens == 0) edges_.Forget(ino);
     if (r.lookups == 0 && r.opens == 0) {
       if (r.orphan && !r.reclaiming) {
         if (!hot) {

@@ -92,7 +92,11 @@ void Engine::AbortBound(const std::shared_ptr<ExplicitTx>& tx, std::unique_lock<
 }
 
 Status Engine::Finish(OpScope& op, int flags) {
-  if (!op.tx) return Commit(*op.own, flags).status();
+  if (!op.tx) {
+    DBFS_ASSIGN_OR_RETURN(mvcc::CommitResult r, Commit(*op.own, flags));
+    op.committed_csn = r.csn;
+    return Status::Ok();
+  }
   if (flags & (O_SYNC | O_DSYNC)) op.tx->durable = true;
   if (op.tx->data_bytes() > opts_.tx_max_bytes) {
     spdlog::warn("transaction {} (root pid {}) aborted: wrote more than tx_max_bytes={}", op.tx->id,

@@ -128,7 +128,9 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
   const Caller c = CallerOf(req);
   Result<size_t> n =
       AdapterOf(req).fs().Write(c, ino, fi->fh, static_cast<uint64_t>(off), buf, size,
-                                /*writeback=*/fi->writepage != 0);
+                                fi->writepage != 0 ? WriteOrigin::kWriteback
+                                : IsDirectWrite(fi) ? WriteOrigin::kDirect
+                                                    : WriteOrigin::kPageCache);
   if (!n.ok()) return ReplyErr(req, n.status());
   if (IsDirectWrite(fi) && (fi->flags & O_DIRECT)) {
     // The kernel drops the cached pages a direct write overlaps before it

@@ -264,7 +264,7 @@ TEST_F(IoCoherence, MappedStoresRacingWithPwriteAreNeverLost) {
     for (int prefill : {0, 1, 2}) {
       for (int fds : {0, 1, 2}) {
         // Unaligned regions pwritten with direct I/O (the mapping's
-        // direct-I/O descriptor, or O_DIRECT): see the disabled test below.
+        // direct-I/O descriptor, or O_DIRECT): the test below.
         if (region % 4096 != 0 && fds != 1) continue;
         cases.push_back({region, prefill, fds});
       }
@@ -273,17 +273,17 @@ TEST_F(IoCoherence, MappedStoresRacingWithPwriteAreNeverLost) {
   RaceMappedStoresWithPwrite([this](const std::string& r) { return path(r); }, cases);
 }
 
-// NOT FIXED (issue 12 item 1; fails in ~1 of 4 runs on main and on this
-// branch): a pwrite with direct I/O (a direct-I/O descriptor — a new file
-// opened O_RDWR — or O_DIRECT) whose first or last page is shared with a region other
-// threads store into through a shared mapping. The kernel writes back and
-// drops the pwrite range's pages *before* it sends the WRITE; a store into
-// the neighbouring region faults the shared edge page back in meanwhile —
-// reading the bytes from before the WRITE commits — and dirties it, and the
-// writeback of that whole page later puts those old bytes back over the
-// pwrite's edge. Seen as a pwrite region whose first bytes hold the previous
-// round's value.
-TEST_F(IoCoherence, DISABLED_UnalignedDirectPwriteSharingAPageWithMappedStoresIsNeverLost) {
+// Issue 12 item 1: a pwrite with direct I/O (a direct-I/O descriptor — a
+// new file opened O_RDWR — or O_DIRECT) whose first or last page is shared
+// with a region other threads store into through a shared mapping. The
+// kernel drops the pwrite range's pages *before* it sends the WRITE; a store
+// into the neighbouring region faults the shared edge page back in
+// meanwhile — reading the bytes from before the WRITE commits — and dirties
+// it, and the writeback of that whole page used to put those old bytes back
+// over the pwrite's edge (a pwrite region whose first bytes held the previous
+// round's value, in ~1 of 4 runs). The daemon now leaves bytes of a written
+// back page that still hold what a write replaced (fs/write_edges.h).
+TEST_F(IoCoherence, UnalignedDirectPwriteSharingAPageWithMappedStoresIsNeverLost) {
   std::vector<RaceCase> cases;
   for (int i = 0; i < 4; ++i) {
     for (size_t region : {size_t{1000}, size_t{200000}}) {
