@@ -195,13 +195,22 @@ TEST_F(SuperblockTest, EveryFlippedByteAfterTheMagicIsACrcMismatch) {
 
 TEST_F(SuperblockTest, FutureVersionIsNotSupported) {
   Superblock sb = NewSuperblock();
-  sb.format_version = 2;
+  sb.format_version = 3;
   WriteRaw(EncodeSuperblock(sb));
   Result<Superblock> r = ReadSuperblock(dir_);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kNotSupported);
   EXPECT_EQ(r.status().message(),
-            dir_ + ": format version 2 is not supported (this build supports 1)");
+            dir_ + ": format version 3 is not supported (this build supports 1 to 2)");
+}
+
+TEST_F(SuperblockTest, FormatOneVolumesStillRead) {
+  Superblock sb = NewSuperblock();
+  sb.format_version = 1;
+  WriteRaw(EncodeSuperblock(sb));
+  Result<Superblock> r = ReadSuperblock(dir_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->format_version, 1u);
 }
 
 TEST_F(SuperblockTest, ImpossibleGeometryWithValidCrcIsCorruption) {

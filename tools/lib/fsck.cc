@@ -23,6 +23,7 @@
 #include "fs/inode_format.h"
 #include "kvstore/env.h"
 #include "mvcc/keys.h"
+#include "mvcc/history_records.h"
 #include "mvcc/redo.h"
 #include "mvcc/local_store.h"
 #include "mvcc/superblock.h"
@@ -706,7 +707,8 @@ bool Pass::ScanLmdb() {
       auto ok = (*c)->SeekFirst();
       while (ok.ok() && *ok) {
         std::string_view k = (*c)->key();
-        if (k != mvcc::kMetaAppliedLsn && k != mvcc::kMetaLastCsn && k != mvcc::kMetaNextIno) {
+        if (k != mvcc::kMetaAppliedLsn && k != mvcc::kMetaLastCsn && k != mvcc::kMetaNextIno &&
+            k != mvcc::kMetaHistoryHorizon) {
           warnings.push_back("meta: unknown key '" + Printable(k) + "'");
         }
         ok = (*c)->Next();
