@@ -267,10 +267,29 @@ Result<std::vector<Change>> DiffStates(StateReader& a, StateReader& b, const Key
     }
     emit(std::move(c));
   }
-  std::sort(out.begin(), out.end(), [](const Change& x, const Change& y) {
+  // A path whose file was replaced by another (rename over, remove and
+  // create) is reported as modified, as a path-by-path comparison sees it.
+  std::map<std::string, size_t> removed_at;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].kind == Change::Kind::kRemoved && !out[i].dir) removed_at[out[i].path] = i;
+  }
+  std::vector<bool> drop(out.size(), false);
+  for (Change& ch : out) {
+    if (ch.kind != Change::Kind::kAdded || ch.dir) continue;
+    auto it = removed_at.find(ch.path);
+    if (it == removed_at.end()) continue;
+    ch.kind = Change::Kind::kModified;
+    ch.size_before = out[it->second].size_before;
+    drop[it->second] = true;
+  }
+  std::vector<Change> merged;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!drop[i]) merged.push_back(std::move(out[i]));
+  }
+  std::sort(merged.begin(), merged.end(), [](const Change& x, const Change& y) {
     return std::tie(x.path, x.kind) < std::tie(y.path, y.kind);
   });
-  return out;
+  return merged;
 }
 
 }  // namespace

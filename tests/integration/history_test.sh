@@ -78,8 +78,9 @@ ls -a "$MNT" | grep -qx .dbfs && die ".dbfs is listed by readdir of the root"
 
 log "3. time travel and diff equal a model of a random workload"
 mkdir "$MNT/w"
-RANDOM=${HISTORY_SEED:-$$}
-log "seed $RANDOM"
+seed=${HISTORY_SEED:-$$}
+RANDOM=$seed
+log "seed $seed (HISTORY_SEED= reproduces the operations)"
 points=()
 for i in $(seq 0 29); do
   f="$MNT/w/f$((RANDOM % 6))"
@@ -111,7 +112,14 @@ for pair in "0 29" "5 17" "12 13" "3 26"; do
   model_diff "$T/model.$1" "$T/model.$2" | sed 's|\./|/w/|' | LC_ALL=C sort >"$T/mdiff"
   "$DBFS" diff "$(at_point "${points[$1]}")" "$(at_point "${points[$2]}")" --mount "$MNT" |
     awk -F'\t' '$1 == "R" {split($2, p, " -> "); print "-", p[1]; print "+", p[2]; next} {print $1, $2}' |
-    sed 's|/$||' | grep -v ' /w$' | LC_ALL=C sort >"$T/ddiff"
+    sed 's|/$||' | { grep -v ' /w$' || true; } |
+    awk '{k[$2] = k[$2] $1}
+         END {for (p in k) { s = k[p]
+           if (index(s, "-") && index(s, "+")) print "M", p   # replaced at that path
+           else if (index(s, "+")) print "+", p
+           else if (index(s, "-")) print "-", p
+           else print "M", p }}' |
+    LC_ALL=C sort >"$T/ddiff"
   diff -u "$T/mdiff" "$T/ddiff" >&2 || die "dbfs diff between points $1 and $2 differs from the model"
 done
 

@@ -107,7 +107,7 @@ TEST_F(SuperblockTest, EncodingMatchesDocumentedLayout) {
   ASSERT_EQ(b.size(), 512u);
   EXPECT_EQ(b.substr(0, 6), "DBFS01");
   EXPECT_EQ(b.substr(6, 2), std::string(2, '\0'));
-  EXPECT_EQ(DecodeLE32(b.data() + 8), 1u);
+  EXPECT_EQ(DecodeLE32(b.data() + 8), kFormatVersion);
   EXPECT_EQ(DecodeLE32(b.data() + 12), 4096u);
   EXPECT_EQ(DecodeLE32(b.data() + 16), 1u << 20);
   EXPECT_EQ(DecodeLE32(b.data() + 20), 0u);
