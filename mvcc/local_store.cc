@@ -930,8 +930,9 @@ Result<std::vector<NamedSnapshot>> LocalStore::ListSnapshots() {
 }
 
 void LocalStore::SetHistoryWindow(uint64_t window_ns) {
+  // The next periodic flush moves the horizon (waking the flusher here would
+  // flush right after every open).
   window_ns_.store(window_ns);
-  bg_cv_.notify_one();
 }
 
 Retention LocalStore::retention() {
