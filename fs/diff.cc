@@ -1,4 +1,4 @@
-// Diffs and the commit log (docs/ARCHITECTURE.md §10.4). A diff between two
+// Diffs and the commit log (docs/ARCHITECTURE.md §11.4). A diff between two
 // states never walks the tree: the keys that changed between them come from
 // the commit log (or, for an open transaction, its write set), and only the
 // inodes and entries they name are compared and given paths — in each state,

@@ -190,7 +190,7 @@ struct FsStats {
   uint64_t checkpoint_relocated_bytes = 0;
   uint64_t checkpoint_segments_removed = 0;
   uint64_t checkpoint_bytes_removed = 0;
-  // history (docs/ARCHITECTURE.md §10)
+  // history (docs/ARCHITECTURE.md §11)
   uint64_t history_window_s = 0;
   uint64_t history_horizon_csn = 0;  // every state from this CSN on is kept
   uint64_t history_snapshots = 0;
@@ -334,7 +334,7 @@ class Filesystem {
   Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t newparent, std::string_view newname);
 
   // ---- history: snapshots, views, diffs, the log, undo (fs/history.cc,
-  // fs/diff.cc, fs/undo.cc; docs/ARCHITECTURE.md §10) ----
+  // fs/diff.cc, fs/undo.cc; docs/ARCHITECTURE.md §11) ----
   // Inode numbers of the read-only views under MNT/.dbfs (bit 63 set):
   // stable while mounted, never a live inode's.
   static bool IsHistoryIno(uint64_t ino) { return (ino >> 63) != 0; }

@@ -1,5 +1,5 @@
 // History: named snapshots, points in history (times, CSNs), and the
-// read-only views of old states under MNT/.dbfs (docs/ARCHITECTURE.md §10):
+// read-only views of old states under MNT/.dbfs (docs/ARCHITECTURE.md §11):
 //
 //   .dbfs/                    not listed by readdir of the root; lookups work
 //   .dbfs/snapshots/NAME/...  the volume as snapshot NAME pinned it

@@ -1,4 +1,4 @@
-// Undo (docs/ARCHITECTURE.md §10.5): restore a path as it was, roll the
+// Undo (docs/ARCHITECTURE.md §11.5): restore a path as it was, roll the
 // volume back to a snapshot, revert one past commit. Each is one explicit
 // transaction run by the engine itself through its ordinary operations, so it
 // is validated at commit like `dbfs tx` (a concurrent conflicting writer:

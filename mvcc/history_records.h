@@ -1,4 +1,4 @@
-// Value formats of the store's history tables (docs/ARCHITECTURE.md §10.1).
+// Value formats of the store's history tables (docs/ARCHITECTURE.md §11.1).
 // Both tables are plain (not versioned) LMDB tables written only by the
 // LocalStore; fsck reads them too.
 //

@@ -21,7 +21,7 @@
 // changes) are merged: their value is computed at commit time from the
 // latest committed one.
 //
-// History (docs/ARCHITECTURE.md §10): a store keeps old versions when asked
+// History (docs/ARCHITECTURE.md §11): a store keeps old versions when asked
 // — named snapshots pin the state at their CSN, and a retention window keeps
 // every state of its last DURATION — and keeps a commit log: per commit its
 // time, who made it (CommitMeta) and the keys it changed, for as long as any
