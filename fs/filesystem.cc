@@ -211,6 +211,8 @@ Result<uint64_t> Filesystem::OpenDir(const Caller& c, uint64_t ino) {
 }
 const std::vector<DirEntry>* Filesystem::DirEntries(uint64_t fh) { return engine_->DirEntries(fh); }
 Status Filesystem::RewindDir(const Caller& c, uint64_t ino, uint64_t fh) {
+  // A view's listing is its state's: nothing new can appear in it.
+  if (IsHistoryIno(ino)) return Status::Ok();
   return engine_->RewindDir(c, ino, fh);
 }
 Status Filesystem::ReleaseDir(uint64_t, uint64_t fh) { return engine_->ReleaseDir(fh); }

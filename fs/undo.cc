@@ -23,7 +23,7 @@ struct Child {
   uint32_t type;
 };
 
-Result<std::map<std::string, Child>> ListDir(Transaction& t, uint64_t dir, bool untracked) {
+Result<std::map<std::string, Child>> ChildrenOf(Transaction& t, uint64_t dir, bool untracked) {
   std::map<std::string, Child> out;
   auto fn = [&](std::string_view k, std::string_view v) {
     Child c;
@@ -71,7 +71,7 @@ Status Engine::RemoveTree(const Caller& ct, uint64_t parent, const std::string& 
   Forget(a.ino, 1);
   if (S_ISDIR(a.mode)) {
     DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(ct, {}));
-    DBFS_ASSIGN_OR_RETURN(auto children, ListDir(op.t(), a.ino, false));
+    DBFS_ASSIGN_OR_RETURN(auto children, ChildrenOf(op.t(), a.ino, false));
     op.tx_lock.unlock();
     for (const auto& [n, c] : children) DBFS_RETURN_IF_ERROR(RemoveTree(ct, a.ino, n));
     return Remove(ct, parent, name, /*dir=*/true);
@@ -121,11 +121,11 @@ Status Engine::CopyInode(const Caller& ct, Transaction& src, uint64_t src_ino, u
 
 Status Engine::ReconcileDir(const Caller& ct, Transaction& src, uint64_t src_dir, uint64_t dst_dir,
                             std::map<uint64_t, uint64_t>* made) {
-  DBFS_ASSIGN_OR_RETURN(auto want, ListDir(src, src_dir, true));
+  DBFS_ASSIGN_OR_RETURN(auto want, ChildrenOf(src, src_dir, true));
   std::map<std::string, Child> have;
   {
     DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(ct, {}));
-    DBFS_ASSIGN_OR_RETURN(have, ListDir(op.t(), dst_dir, false));
+    DBFS_ASSIGN_OR_RETURN(have, ChildrenOf(op.t(), dst_dir, false));
   }
   for (const auto& [name, c] : have) {
     if (!want.count(name)) DBFS_RETURN_IF_ERROR(RemoveTree(ct, dst_dir, name));
