@@ -11,7 +11,8 @@
 #
 # Defaults: 1024 MiB, 64 MiB WAL segments (the default). --quick: 128 MiB with
 # 4 MiB segments. --smoke (CI): 16 MiB with 1 MiB segments.
-# Environment: BUILD_DIR (default <repo>/build), DBFS_BIN_DIR.
+# Environment: BUILD_DIR (default <repo>/build), DBFS_BIN_DIR; SPACE_MOUNT_OPTS: more
+# -o options (bench/history.sh measures -o history=1h with it).
 set -euo pipefail
 SIZE=1024
 SEG=64
@@ -56,7 +57,7 @@ trap cleanup EXIT
 
 mounted() { awk -v m="$MNT" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 mount_vol() {
-  "$BIN/dbfs-mount" "$VOL" "$MNT" -f -o "wal_segment_mb=$SEG,checkpoint_mb=0,checkpoint_interval=0" \
+  "$BIN/dbfs-mount" "$VOL" "$MNT" -f -o "wal_segment_mb=$SEG,checkpoint_mb=0,checkpoint_interval=0${SPACE_MOUNT_OPTS:+,$SPACE_MOUNT_OPTS}" \
     >>"$T/dbfs.log" 2>&1 &
   PID=$!
   for _ in $(seq 200); do mounted && return 0; kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "fs/inode_format.h"
@@ -67,6 +68,7 @@ std::string CheckpointReport::ToString() const {
   line("bytes_after", bytes_after);
   line("barrier_timed_out", barrier_timed_out ? 1 : 0);
   line("stopped_no_space", stopped_no_space ? 1 : 0);
+  line("history_bytes", history_bytes);
   s += "millis " + std::to_string(static_cast<uint64_t>(millis)) + "\n";
   return s;
 }
@@ -131,6 +133,7 @@ Result<CheckpointReport> Checkpointer::Run() {
     stats_.relocated_bytes += r->relocated_bytes;
     stats_.segments_removed += r->segments_removed;
     stats_.bytes_removed += r->bytes_removed;
+    stats_.history_bytes = r->history_bytes;
   }
   return r;
 }
@@ -166,7 +169,11 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
   // below, so the barrier waits for it; writers that begin later append at
   // or above this limit.
   const uint32_t scan_limit = limit();
-  DBFS_RETURN_IF_ERROR(store_->Commit(mvcc::CommitRequest{}).status());
+  {
+    mvcc::CommitRequest marker;
+    marker.meta.flags = mvcc::kCommitInternal | mvcc::kCommitSameContent;
+    DBFS_RETURN_IF_ERROR(store_->Commit(std::move(marker)).status());
+  }
   {
     mvcc::Snapshot snap = store_->AcquireSnapshot();
     const uint32_t lim = scan_limit;
@@ -191,10 +198,49 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
         }));
     DBFS_RETURN_IF_ERROR(bad);
 
-    // 2. Victims: old segments less than live_threshold full.
+    // Segments that old versions history keeps (snapshots, the retention
+    // window) refer to cannot go while they are kept: relocating the current
+    // data out of them would only add a copy. Measured on the way: the file
+    // data only those old versions hold (`history_bytes`).
+    std::set<uint32_t> pinned;
+    {
+      const mvcc::Retention ret = store_->retention();
+      std::vector<mvcc::Csn> pins;
+      for (const auto& p : ret.snapshots) pins.push_back(p.csn);
+      std::sort(pins.begin(), pins.end());
+      auto kept = [&](mvcc::Csn a, mvcc::Csn b) {
+        auto it = std::lower_bound(pins.begin(), pins.end(), a);
+        return b > ret.horizon || (it != pins.end() && *it < b);
+      };
+      using SliceId = std::tuple<uint32_t, uint64_t, uint32_t>;
+      DBFS_RETURN_IF_ERROR(log->ForEachKey(
+          Table::kExtents,
+          [&](std::string_view, const std::vector<mvcc::Version>& versions) -> Status {
+            if (versions.size() < 2) return Status::Ok();
+            std::set<SliceId> current, counted;
+            if (versions.back().value) {
+              DBFS_ASSIGN_OR_RETURN(SliceList l, DecodeSlices(*versions.back().value));
+              for (const Slice& s : l) current.emplace(s.segment, s.data, s.len);
+            }
+            for (size_t i = 0; i + 1 < versions.size(); ++i) {
+              if (!versions[i].value || !kept(versions[i].csn, versions[i + 1].csn)) continue;
+              DBFS_ASSIGN_OR_RETURN(SliceList l, DecodeSlices(*versions[i].value));
+              for (const Slice& s : l) {
+                pinned.insert(s.segment);
+                const SliceId id{s.segment, s.data, s.len};
+                if (!current.count(id) && counted.insert(id).second) rep.history_bytes += s.len;
+              }
+            }
+            return Status::Ok();
+          }));
+    }
+
+    // 2. Victims: old segments less than live_threshold full, that no
+    // version history keeps refers to.
     std::set<uint32_t> victims;
     for (const auto& [seg, size] : segments) {
       if (seg >= lim) break;
+      if (pinned.count(seg)) continue;
       const uint64_t capacity = size > log->header_bytes() ? size - log->header_bytes() : 0;
       if (static_cast<double>(live[seg]) <
           options_.live_threshold * static_cast<double>(capacity)) {
@@ -224,6 +270,7 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
       if (batch.empty()) return Status::Ok();
       // A chunk a writer changed since the snapshot is a conflict.
       mvcc::CommitRequest req;
+      req.meta.flags = mvcc::kCommitInternal | mvcc::kCommitSameContent;
       mvcc::ValidationSet& v = req.validation.emplace();
       v.snapshot = snap.csn();
       for (auto& k : batch_keys)

@@ -60,6 +60,10 @@ struct CheckpointReport {
   // The disk filled while relocating: what was relocated so far counts and
   // the segments it emptied were removed; a later checkpoint goes on.
   bool stopped_no_space = false;
+  // File data only old versions that history keeps (snapshots, the retention
+  // window) hold, not the current state: what deleting all history would
+  // free (slices counted once per chunk).
+  uint64_t history_bytes = 0;
   double millis = 0;
   std::string ToString() const;
 };
@@ -69,6 +73,7 @@ struct CheckpointStats {
   uint64_t relocated_bytes = 0;
   uint64_t segments_removed = 0;
   uint64_t bytes_removed = 0;
+  uint64_t history_bytes = 0;  // as measured by the last run
 };
 
 class Checkpointer {

@@ -129,6 +129,7 @@ void Engine::MaybeUpdateAtime(uint64_t ino) {
   }
   Status st = [&]() -> Status {
     DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(kInternal, {ino}));
+    op.meta.flags |= mvcc::kCommitInternal | mvcc::kCommitAtime;
     Transaction& t = op.t();
     DBFS_ASSIGN_OR_RETURN(Inode n, LoadInode(t, ino));
     const timespec now = Now();

@@ -67,6 +67,7 @@ Engine::Engine(std::unique_ptr<mvcc::Store> store, FsOptions opts)
       chunk_(store_->info().chunk_size),
       checkpointer_(store_.get(), CheckpointOptions{.barrier_wait = std::chrono::milliseconds(
                                                         opts_.checkpoint_barrier_ms)}) {
+  store_->SetHistoryWindow(opts_.history_window_s * 1000000000ull);
   reaper_ = std::thread([this] { ReaperLoop(); });
 }
 

@@ -71,6 +71,11 @@ inline constexpr int kTxOpen = 0, kTxCommitted = 1, kTxNotCommitted = 2;
 struct ExplicitTx {
   uint64_t id = 0;
   int32_t root_pid = 0;  // informational (TxOptions::root_pid)
+  std::string cmd;       // root command line (commit log)
+  // Left open for review (KeepTx): bound to no process, tx_keep_timeout
+  // instead of tx_timeout (counted from kept_since, steady_clock ticks).
+  std::atomic<bool> kept{false};
+  std::atomic<int64_t> kept_since{0};
   uint32_t uid = 0;
   bool serializable = true;
   std::chrono::steady_clock::time_point started;
@@ -197,6 +202,33 @@ class Engine {
   // ---- counters (fs/stats.cc) ----
   FsStats Stats() const;
 
+  // ---- history (fs/history.cc: snapshots and the .dbfs views; fs/diff.cc:
+  // diffs and the log; fs/undo.cc: restore, rollback, revert) ----
+  Result<SnapshotInfo> CreateSnapshot(const Caller& c, const std::string& name);
+  Status DeleteSnapshot(const Caller& c, const std::string& name);
+  Result<std::vector<SnapshotInfo>> ListSnapshots(bool with_space);
+  Result<uint64_t> ResolvePoint(std::string_view point);
+  Result<std::vector<Change>> Diff(const Caller& c, uint64_t from, uint64_t to,
+                                   std::string_view path);
+  Result<std::vector<Change>> TxDiff(const Caller& c, uint64_t tx, std::string_view path);
+  Result<std::vector<LogEntry>> Log(const Caller& c, const LogQuery& q);
+  Result<TxOutcome> Restore(const Caller& c, std::string_view path, uint64_t at, bool keep);
+  Result<TxOutcome> Rollback(const Caller& c, const std::string& snapshot, bool keep);
+  Result<TxOutcome> Revert(const Caller& c, uint64_t csn, bool keep);
+  Status KeepTx(const Caller& c, uint64_t id);
+  void SetCallerNamer(std::function<std::string(int32_t)> f) { namer_ = std::move(f); }
+  // The read-only views under MNT/.dbfs (REQUIRES: IsHistoryIno(ino), or
+  // parent the root and name ".dbfs" for HLookup).
+  Result<Attr> HLookup(const Caller& c, uint64_t parent, std::string_view name);
+  Result<Attr> HGetAttr(uint64_t ino);
+  Result<std::string> HReadlink(uint64_t ino);
+  Result<uint64_t> HOpen(uint64_t ino, int flags, uint64_t* size);
+  Result<size_t> HRead(uint64_t ino, uint64_t off, size_t size, char* buf);
+  Result<uint64_t> HOpenDir(uint64_t ino);
+  Result<std::string> HGetXattr(uint64_t ino, std::string_view name);
+  Result<std::string> HListXattr(uint64_t ino);
+  Result<uint64_t> HLseek(uint64_t ino, uint64_t off, int whence);
+
   // ---- explicit transactions (fs/transactions.cc) ----
   Result<uint64_t> BeginTx(const Caller& c, const TxOptions& o);
   Result<TxOutcome> CommitTx(const Caller& c, uint64_t id, bool durable);
@@ -253,6 +285,9 @@ class Engine {
     txn::InodeLocks::Guard guard;
     std::unique_ptr<Transaction> own;
     uint64_t committed_csn = 0;  // set by Finish for an autocommit
+    // Who commits an autocommit operation (the commit log); internal
+    // operations add their kCommit* flags.
+    mvcc::CommitMeta meta;
     Transaction& t() { return tx ? *tx->txn : *own; }
     void ReleaseLocks() { guard.Release(); }
   };
@@ -284,6 +319,7 @@ class Engine {
     if (op.tx) op.tx->entries.emplace(parent, std::string(name));
   }
   std::shared_ptr<ExplicitTx> TxFor(const Caller& c);
+  std::shared_ptr<ExplicitTx> TxById(uint64_t id);
   // Aborts transactions older than tx_timeout even when they are idle, so
   // they stop pinning old versions (GC) as soon as they expire, and forgets
   // daemon-ended ones nobody claims.
@@ -412,6 +448,34 @@ class Engine {
   // transactions ever wait here: autocommit operations and optimistic
   // transactions never touch it. Its mutexes are leaves below ExplicitTx::mu.
   txn::LockManager tx_locks_;
+
+  // ---- history internals ----
+  // The view (snapshot or point) a history inode belongs to.
+  struct View {
+    std::string name;  // the directory name under snapshots/ or at/
+    mvcc::Csn csn = 0;
+    bool snapshot = false;
+  };
+  // A transaction reading the state at `csn` (NotFound: no longer kept).
+  Result<std::unique_ptr<Transaction>> ReadAt(mvcc::Csn csn);
+  Result<uint64_t> ViewFor(std::string key, const View& v);
+  Result<View> ViewOf(uint64_t ino);
+  Result<Attr> ViewAttr(uint64_t view, Transaction& t, uint64_t live);
+  // Path resolution in a state: "" or "/" is the root.
+  Result<uint64_t> ResolvePath(Transaction& t, std::string_view path);
+  // Undo helpers (fs/undo.cc).
+  Result<uint64_t> BeginInternalTx(const Caller& c);
+  Result<TxOutcome> FinishInternalTx(const Caller& c, uint64_t id, bool keep, Status body);
+  Status RestoreNode(const Caller& ct, Transaction& src, uint64_t src_ino, uint64_t parent,
+                     const std::string& name, std::map<uint64_t, uint64_t>* made);
+  Status RemoveTree(const Caller& ct, uint64_t parent, const std::string& name);
+  Status CopyInode(const Caller& ct, Transaction& src, uint64_t src_ino, uint64_t dst_ino);
+  Status ReconcileDir(const Caller& ct, Transaction& src, uint64_t src_dir, uint64_t dst_dir,
+                      std::map<uint64_t, uint64_t>* made);
+  std::function<std::string(int32_t)> namer_;  // set before requests arrive
+  std::mutex views_mu_;
+  std::vector<View> views_;                      // index - 1 = view id, guarded by views_mu_
+  std::unordered_map<std::string, uint64_t> view_ids_;  // guarded by views_mu_
 
   std::mutex reaper_mu_;
   std::condition_variable reaper_cv_;

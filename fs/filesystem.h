@@ -81,6 +81,9 @@ struct Attr {
   struct timespec mtime {};
   struct timespec ctime {};
   struct timespec btime {};
+  // A history view's inode (MNT/.dbfs): its contents never change, so the
+  // kernel may cache it for long.
+  bool immutable = false;
 
   void ToStat(struct stat* st) const;
 };
@@ -145,6 +148,12 @@ struct FsOptions {
   uint64_t checkpoint_barrier_ms = 5000;
   // WAL segment size (-o wal_segment_mb=): the unit of space reclamation.
   uint64_t wal_segment_bytes = uint64_t{64} << 20;
+  // -o history=DURATION: every committed state of this many seconds back is
+  // kept and browsable (0: only snapshots keep old states).
+  uint64_t history_window_s = 0;
+  // A transaction left open for review (`dbfs tx run --keep`) is aborted
+  // after this many seconds (-o tx_keep_timeout=; tx_timeout does not apply).
+  uint64_t tx_keep_timeout_s = 24 * 3600;
 };
 
 // Counters shown by `dbfs stats` (ForEachCounter in fs/stats.h names them).
@@ -181,6 +190,14 @@ struct FsStats {
   uint64_t checkpoint_relocated_bytes = 0;
   uint64_t checkpoint_segments_removed = 0;
   uint64_t checkpoint_bytes_removed = 0;
+  // history (docs/ARCHITECTURE.md §11)
+  uint64_t history_window_s = 0;
+  uint64_t history_horizon_csn = 0;  // every state from this CSN on is kept
+  uint64_t history_snapshots = 0;
+  uint64_t history_log_from_csn = 0;
+  // File data only old versions hold (not the current state), as measured by
+  // the last checkpoint (dbfs checkpoint refreshes it).
+  uint64_t history_bytes = 0;
 };
 
 // Where a Write comes from: how the kernel's page cache relates to it
@@ -193,6 +210,50 @@ enum class WriteOrigin {
   kWriteback,  // the kernel writing back dirty pages of a shared mapping
 };
 
+// A named snapshot, as `dbfs snapshot list` shows it.
+struct SnapshotInfo {
+  std::string name;
+  uint64_t csn = 0;
+  uint64_t time_ns = 0;
+  uint32_t uid = 0;
+  uint64_t used_bytes = 0;   // file data only this snapshot holds (ZFS's USED)
+  uint64_t refer_bytes = 0;  // file data the snapshot's state refers to
+};
+
+// One changed path (`dbfs diff`, `dbfs log`).
+struct Change {
+  enum class Kind { kAdded, kRemoved, kModified, kAttributes, kRenamed };
+  Kind kind = Kind::kModified;
+  std::string path;      // at FROM for removed and renamed, else at TO
+  std::string new_path;  // kRenamed: at TO
+  bool dir = false;
+  uint64_t size_before = 0, size_after = 0;
+  uint64_t bytes_written = 0;  // file data written in between (new slices)
+};
+
+struct LogEntry {
+  uint64_t csn = 0;
+  uint64_t time_ns = 0;
+  uint32_t uid = 0;
+  int32_t pid = 0;
+  std::string comm;
+  uint64_t tx = 0;
+  std::string tx_cmd;
+  uint32_t flags = 0;  // mvcc kCommit* bits
+  std::vector<Change> changes;
+};
+
+struct LogQuery {
+  std::string path;       // only commits that changed it (or below it)
+  uint64_t since_ns = 0;  // only commits at or after this time
+  size_t limit = 0;       // at most this many (0: all)
+  bool all = false;       // also the daemon's own commits (atime, reclamation, checkpoints)
+};
+
+// Parses the time forms of a point in history (ISO-8601, "@SECONDS[.frac]")
+// into nanoseconds since the epoch; false for anything else.
+bool ParsePointTime(std::string_view point, uint64_t* time_ns);
+
 // How an explicit transaction runs.
 struct TxOptions {
   bool serializable = true;  // false: snapshot isolation
@@ -204,6 +265,7 @@ struct TxOptions {
   // transaction with root_pid 0 is joined by id only, and is forgotten once
   // ended by the daemon and unclaimed for twice tx_timeout.
   int32_t root_pid = 0;
+  std::string cmd{};  // the root command line (the commit log shows it)
 };
 
 // How CommitTx or AbortTx ended a transaction.
@@ -212,6 +274,7 @@ struct TxOutcome {
   Kind kind = Kind::kAborted;
   uint64_t csn = 0;    // kCommitted: the commit's CSN
   std::string detail;  // kConflict: the path that changed; kDeadlock: the cycle
+  uint64_t tx = 0;     // kept (left open for review): its id
 };
 
 // An open transaction, as `dbfs tx status` shows it.
@@ -225,6 +288,7 @@ struct TxInfo {
   // busy: one of its operations runs right now (the counts below are then
   // unknown); waiting_on: the inode whose --lock lock it waits for (0: none).
   bool busy = false;
+  bool kept = false;  // left open for review, bound to no process
   uint64_t waiting_on = 0;
   uint64_t writes = 0;
   uint64_t data_bytes = 0;
@@ -278,6 +342,44 @@ class Filesystem {
   Status Rename(const Caller& c, uint64_t parent, std::string_view name, uint64_t newparent,
                 std::string_view newname, unsigned flags);
   Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t newparent, std::string_view newname);
+
+  // ---- history: snapshots, views, diffs, the log, undo (fs/history.cc,
+  // fs/diff.cc, fs/undo.cc; docs/ARCHITECTURE.md §11) ----
+  // Inode numbers of the read-only views under MNT/.dbfs (bit 63 set):
+  // stable while mounted, never a live inode's.
+  static bool IsHistoryIno(uint64_t ino) { return (ino >> 63) != 0; }
+  Result<SnapshotInfo> CreateSnapshot(const Caller& c, const std::string& name);
+  Status DeleteSnapshot(const Caller& c, const std::string& name);
+  // with_space: also each snapshot's USED and REFER bytes (a scan of every
+  // stored version of the file data).
+  Result<std::vector<SnapshotInfo>> ListSnapshots(bool with_space);
+  // A point in history: "now", a CSN (digits), an ISO-8601 time
+  // (2025-01-31T12:00:00[.frac][Z|+hh:mm], no zone: local time),
+  // "@SECONDS[.frac]" since the epoch, or a snapshot name. NotFound when
+  // that state is not kept.
+  Result<uint64_t> ResolvePoint(std::string_view point);
+  // What changed between two retained states (CSNs), under `path` ("" or
+  // "/": everything), found from the commit log (unchanged subtrees are
+  // never visited).
+  Result<std::vector<Change>> Diff(const Caller& c, uint64_t from, uint64_t to,
+                                   std::string_view path);
+  // What the open transaction `tx` changed, compared with its snapshot.
+  Result<std::vector<Change>> TxDiff(const Caller& c, uint64_t tx, std::string_view path);
+  // The commit log, newest first.
+  Result<std::vector<LogEntry>> Log(const Caller& c, const LogQuery& q);
+  // Undo, each one transaction validated like `dbfs tx` (a concurrent
+  // conflicting writer: kConflict naming the path, nothing changed). With
+  // `keep` the transaction is left open for review (TxOutcome::tx).
+  Result<TxOutcome> Restore(const Caller& c, std::string_view path, uint64_t at, bool keep);
+  Result<TxOutcome> Rollback(const Caller& c, const std::string& snapshot, bool keep);
+  Result<TxOutcome> Revert(const Caller& c, uint64_t csn, bool keep);
+  // Leaves transaction `id` open, bound to no process (`dbfs tx run
+  // --keep`): joined by id only, ended by CommitTx or AbortTx, aborted after
+  // tx_keep_timeout.
+  Status KeepTx(const Caller& c, uint64_t id);
+  // The command name of a process (commit log attribution); installed by
+  // the adapter, which knows processes.
+  void SetCallerNamer(std::function<std::string(int32_t pid)> f);
 
   // ---- kernel references (fs/references.cc) ----
   void Forget(uint64_t ino, uint64_t nlookup);

@@ -69,6 +69,7 @@ void Engine::Unref(uint64_t ino, uint64_t lookups, uint64_t opens) {
 void Engine::Reclaim(uint64_t ino) {
   Status st = [&]() -> Status {
     DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(kInternal, {ino}));
+    op.meta.flags |= mvcc::kCommitInternal | mvcc::kCommitReclaim;
     Transaction& t = op.t();
     auto n = LoadInode(t, ino);
     if (!n.ok()) {

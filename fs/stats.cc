@@ -37,6 +37,12 @@ FsStats Engine::Stats() const {
   s.checkpoint_relocated_bytes = cp.relocated_bytes;
   s.checkpoint_segments_removed = cp.segments_removed;
   s.checkpoint_bytes_removed = cp.bytes_removed;
+  const mvcc::Retention r = store_->retention();
+  s.history_window_s = r.window_ns / 1000000000ull;
+  s.history_horizon_csn = r.horizon;
+  s.history_log_from_csn = r.log_from;
+  s.history_snapshots = r.snapshots.size();
+  s.history_bytes = cp.history_bytes;
   return s;
 }
 

@@ -40,6 +40,11 @@ void ForEachCounter(const FsStats& s, Fn&& fn) {
   fn("checkpoint_relocated_bytes", s.checkpoint_relocated_bytes);
   fn("checkpoint_segments_removed", s.checkpoint_segments_removed);
   fn("checkpoint_bytes_removed", s.checkpoint_bytes_removed);
+  fn("history_window_seconds", s.history_window_s);
+  fn("history_horizon_csn", s.history_horizon_csn);
+  fn("history_log_from_csn", s.history_log_from_csn);
+  fn("history_snapshots", s.history_snapshots);
+  fn("history_bytes", s.history_bytes);
 }
 
 }  // namespace dbfs

@@ -31,7 +31,8 @@ Result<Engine::OpScope> Engine::BeginOpIn(std::shared_ptr<ExplicitTx> tx, const 
       return Status(Code::kConflict, "transaction " + std::to_string(tx->id) + " has ended (" +
                                          tx->end_reason + ")");
     }
-    if (std::chrono::steady_clock::now() - tx->started > std::chrono::seconds(opts_.tx_timeout_s)) {
+    if (!tx->kept &&
+        std::chrono::steady_clock::now() - tx->started > std::chrono::seconds(opts_.tx_timeout_s)) {
       spdlog::warn("transaction {} (root pid {}) aborted: open longer than tx_timeout={}s", tx->id,
                    tx->root_pid, opts_.tx_timeout_s);
       AbortBound(tx, op.tx_lock, "timeout", /*sync=*/false);
@@ -74,6 +75,8 @@ Result<Engine::OpScope> Engine::BeginOpIn(std::shared_ptr<ExplicitTx> tx, const 
   }
   op.guard = locks_.Lock(lock_inos);
   op.own = std::make_unique<Transaction>(store_.get());
+  op.meta.uid = c.uid;
+  op.meta.pid = c.pid;
   return op;
 }
 
@@ -93,6 +96,10 @@ void Engine::AbortBound(const std::shared_ptr<ExplicitTx>& tx, std::unique_lock<
 
 Status Engine::Finish(OpScope& op, int flags) {
   if (!op.tx) {
+    if (op.own->empty()) return Status::Ok();
+    if (op.meta.pid > 0 && namer_) op.meta.comm = namer_(op.meta.pid);
+    if (op.meta.pid == 0 && op.meta.uid == 0) op.meta.flags |= mvcc::kCommitInternal;
+    op.own->SetMeta(std::move(op.meta));
     DBFS_ASSIGN_OR_RETURN(mvcc::CommitResult r, Commit(*op.own, flags));
     op.committed_csn = r.csn;
     return Status::Ok();
@@ -113,6 +120,25 @@ void Engine::Orphaned(OpScope& op, uint64_t ino) {
   } else {
     MarkOrphan(ino);
   }
+}
+
+std::shared_ptr<ExplicitTx> Engine::TxById(uint64_t id) {
+  std::lock_guard g(tx_mu_);
+  auto t = txs_.find(id);
+  return t == txs_.end() ? nullptr : t->second;
+}
+
+Status Engine::KeepTx(const Caller& c, uint64_t id) {
+  std::shared_ptr<ExplicitTx> tx = TxById(id);
+  if (!tx) return Status::NotFound("no open transaction " + std::to_string(id));
+  if (c.uid != 0 && c.uid != tx->uid) return Status(Code::kPermission, "not your transaction");
+  std::lock_guard lock(tx->mu);
+  if (tx->done) return Status(Code::kConflict, "transaction has ended (" + tx->end_reason + ")");
+  tx->kept_since.store(std::chrono::steady_clock::now().time_since_epoch().count());
+  tx->kept.store(true);
+  spdlog::info("transaction {} left open for review (aborted after {} s unless committed)", id,
+               opts_.tx_keep_timeout_s);
+  return Status::Ok();
 }
 
 std::shared_ptr<ExplicitTx> Engine::TxFor(const Caller& c) {
@@ -140,6 +166,7 @@ Result<uint64_t> Engine::BeginTx(const Caller& c, const TxOptions& o) {
   if (TxFor(c)) return Status::Busy("the caller is already inside a transaction");
   auto tx = std::make_shared<ExplicitTx>();
   tx->root_pid = o.root_pid;
+  tx->cmd = o.cmd;
   tx->uid = c.uid;
   tx->serializable = o.serializable;
   tx->lock = o.lock;
@@ -305,6 +332,14 @@ Result<TxOutcome> Engine::CommitTx(const Caller& c, uint64_t id, bool durable) {
   });
   auto guard = locks_.Lock(inos);
   const bool sync = durable || tx->durable || opts_.sync;
+  {
+    mvcc::CommitMeta meta;
+    meta.uid = tx->uid;
+    meta.pid = tx->root_pid;
+    meta.tx = tx->id;
+    meta.tx_cmd = tx->cmd;
+    t.SetMeta(std::move(meta));
+  }
   Status merges = MergeDirDeltas(*tx);
   Result<mvcc::CommitResult> r =
       !merges.ok() ? Result<mvcc::CommitResult>(std::move(merges))
@@ -379,6 +414,7 @@ bool Engine::TxExists(uint64_t id) {
 
 Status Engine::NewGeneration(uint64_t ino) {
   DBFS_ASSIGN_OR_RETURN(OpScope op, BeginOp(Caller{}, {ino}));
+  op.meta.flags |= mvcc::kCommitInternal;
   Transaction& t = op.t();
   DBFS_ASSIGN_OR_RETURN(auto v, t.Get(Table::kInodes, InoKey(ino)));
   if (!v) return Status::Ok();  // removed by someone else meanwhile
@@ -406,6 +442,7 @@ std::vector<TxInfo> Engine::ListTx() {
     i.uid = tx->uid;
     i.serializable = tx->serializable;
     i.lock = tx->lock;
+    i.kept = tx->kept;
     i.age_seconds = std::chrono::duration<double>(now - tx->started).count();
     // A request of a --lock transaction may hold its mutex for as long as it
     // waits for a lock: never block on it here.
@@ -439,9 +476,15 @@ void Engine::ReaperLoop() {
         // process (root_pid) is claimed, or aborted when that process is
         // gone, by whoever bound it (fuse/tx_binding.h).
         const bool ended = tx->released.load();
-        if (!ended && now - tx->started > timeout) {
+        const auto keep_timeout = std::chrono::seconds(opts_.tx_keep_timeout_s);
+        if (!ended && tx->kept.load()) {
+          const auto since = std::chrono::steady_clock::time_point(
+              std::chrono::steady_clock::duration(tx->kept_since.load()));
+          if (now - since > keep_timeout) expired.push_back(tx);
+        } else if (!ended && now - tx->started > timeout) {
           expired.push_back(tx);
-        } else if (ended && tx->root_pid == 0 && now - tx->started > 2 * timeout) {
+        } else if (ended && (tx->root_pid == 0 || tx->kept.load()) &&
+                   now - tx->started > 2 * std::max(timeout, keep_timeout)) {
           forgotten.push_back(tx);  // joined by id only: no process to watch
         }
       }

@@ -5,8 +5,11 @@
 
 #include <vector>
 
+#include <random>
+
 #include "fs/checkpoint.h"
 #include "fs/stats.h"
+#include "fuse/history_control.h"
 
 namespace dbfs::fuse {
 
@@ -49,6 +52,13 @@ std::string Reply(const TxOutcome& o) {
 }  // namespace
 
 Result<std::string> ControlChannel::Handle(const Caller& c, std::string_view name) {
+  if (name.starts_with(kMorePrefix)) return More(c, name.substr(kMorePrefix.size()));
+  for (std::string_view p : kHistoryPrefixes) {
+    if (name.starts_with(p)) {
+      DBFS_ASSIGN_OR_RETURN(std::string reply, HandleHistory(fs_, bindings_, c, name));
+      return Page(c, std::move(reply));
+    }
+  }
   if (name == kStatsXattr) return Stats();
   if (name == kTxStatusXattr) return TxStatus();
   if (name == kCheckpointXattr) {
@@ -61,6 +71,39 @@ Result<std::string> ControlChannel::Handle(const Caller& c, std::string_view nam
   if (name.starts_with(kTxCommitPrefix)) return Commit(c, name.substr(kTxCommitPrefix.size()));
   if (name.starts_with(kTxAbortPrefix)) return Abort(c, name.substr(kTxAbortPrefix.size()));
   return Status(Code::kNoData, "no such control attribute");
+}
+
+// A reply longer than one getxattr value (64 KiB) is sent in pages: each but
+// the last starts with kMoreMarker, the token and a newline; the client asks
+// for the next with dbfs.more:TOKEN. Unfetched pages expire after a minute.
+Result<std::string> ControlChannel::Page(const Caller& c, std::string reply) {
+  if (reply.size() <= kMaxPage) return reply;
+  std::lock_guard g(pages_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = pages_.begin(); it != pages_.end();) {
+    it = now - it->second.created > std::chrono::minutes(1) ? pages_.erase(it) : std::next(it);
+  }
+  static std::mt19937_64 rng{std::random_device{}()};
+  const std::string token = fmt::format("{:016x}", rng());
+  std::string first = reply.substr(0, kMaxPage);
+  pages_[token] = Pending{c.uid, std::move(reply), kMaxPage, now};
+  return std::string(1, kMoreMarker) + token + "\n" + first;
+}
+
+Result<std::string> ControlChannel::More(const Caller& c, std::string_view token) {
+  std::lock_guard g(pages_mu_);
+  auto it = pages_.find(std::string(token));
+  if (it == pages_.end() || it->second.uid != c.uid) {
+    return Status::NotFound("no pending reply " + std::string(token));
+  }
+  Pending& p = it->second;
+  std::string chunk = p.text.substr(p.sent, kMaxPage);
+  p.sent += chunk.size();
+  if (p.sent >= p.text.size()) {
+    pages_.erase(it);
+    return chunk;
+  }
+  return std::string(1, kMoreMarker) + std::string(token) + "\n" + chunk;
 }
 
 std::string ControlChannel::Stats() {
@@ -101,6 +144,8 @@ Result<std::string> ControlChannel::Begin(const Caller& c, std::string_view args
       o.serializable = a[i] == "serializable";
     } else if (a[i] == "lock") {
       o.lock = true;
+    } else if (a[i].starts_with("cmd=")) {
+      o.cmd = UnescapeField(a[i].substr(4));
     } else {
       bad = true;
     }
@@ -113,6 +158,7 @@ Result<std::string> ControlChannel::Begin(const Caller& c, std::string_view args
     return Status(Code::kPermission, "cannot bind a transaction to another user's process");
   }
   if (c.tx != 0) return Status::Busy("the caller is already inside a transaction");
+  if (o.cmd.empty()) o.cmd = ReadCmdline(o.root_pid);
   DBFS_ASSIGN_OR_RETURN(uint64_t id, fs_->BeginTx(c, o));
   if (Status bound = bindings_->Bind(o.root_pid, *root, id); !bound.ok()) {
     fs_->AbortTxInternally(id, "binding failed").IgnoreError();

@@ -7,17 +7,23 @@
 //
 //   dbfs.stats                                        "name value" lines
 //   dbfs.checkpoint                                   (root only) the report, "name value" lines
-//   dbfs.tx.begin:PID[:serializable|snapshot][:lock]  -> "ID"; binds PID's process tree
+//   dbfs.tx.begin:PID[:serializable|snapshot][:lock][:cmd=CMD]  -> "ID"; binds PID's process tree
 //   dbfs.tx.commit:ID[:durable]                       -> "ok CSN" | "conflict PATH" | "deadlock
 //   WHY" dbfs.tx.abort:ID                                  -> "ok" | "deadlock WHY" (a victim
 //   before) dbfs.tx.status                                    -> one line per open transaction
+//
+//   dbfs.more:TOKEN                                   the next page of a long reply
+//   history commands (snapshots, diff, log, undo, tx keep): fuse/history_control.h
 //
 // ControlChannel parses a request and calls the typed engine API
 // (fs/filesystem.h); binding processes to transactions is the adapter's
 // (fuse/tx_binding.h). Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -34,6 +40,10 @@ inline constexpr std::string_view kTxStatusXattr = "dbfs.tx.status";
 inline constexpr std::string_view kTxBeginPrefix = "dbfs.tx.begin:";
 inline constexpr std::string_view kTxCommitPrefix = "dbfs.tx.commit:";
 inline constexpr std::string_view kTxAbortPrefix = "dbfs.tx.abort:";
+inline constexpr std::string_view kMorePrefix = "dbfs.more:";
+// A paged reply (more follows) starts with this byte, the token and '\n'.
+inline constexpr char kMoreMarker = '\x01';
+inline constexpr size_t kMaxPage = 60000;
 
 class ControlChannel {
  public:
@@ -58,6 +68,17 @@ class ControlChannel {
   Result<std::string> Begin(const Caller& c, std::string_view args);
   Result<std::string> Commit(const Caller& c, std::string_view args);
   Result<std::string> Abort(const Caller& c, std::string_view args);
+  Result<std::string> Page(const Caller& c, std::string reply);
+  Result<std::string> More(const Caller& c, std::string_view token);
+
+  struct Pending {
+    uint32_t uid = 0;
+    std::string text;
+    size_t sent = 0;
+    std::chrono::steady_clock::time_point created;
+  };
+  std::mutex pages_mu_;
+  std::map<std::string, Pending> pages_;  // guarded by pages_mu_
 
   Filesystem* const fs_;
   TxBindings* const bindings_;

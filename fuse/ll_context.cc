@@ -37,7 +37,10 @@ Adapter::Adapter(Filesystem* fs, CachePolicy cache)
       bindings_(fs),
       control_(fs, &bindings_,
                [this](std::string* text) { AppendLockStats(locks_.stats(), text); }),
-      cache_(cache) {}
+      cache_(cache) {
+  // The commit log names the command of each caller.
+  fs->SetCallerNamer([](int32_t pid) { return ReadComm(pid); });
+}
 
 void AdapterLocks::ReleasePosix(uint64_t ino, uint64_t fh, uint64_t owner) {
   {
@@ -108,6 +111,9 @@ fuse_entry_param EntryOf(fuse_req_t req, const Attr& attr, bool uncached) {
   attr.ToStat(&e.attr);
   e.attr_timeout = uncached ? 0.0 : cache.attr_timeout;
   e.entry_timeout = uncached ? 0.0 : cache.entry_timeout;
+  // A snapshot's contents never change (a deleted snapshot's entry is
+  // invalidated by the engine).
+  if (attr.immutable) e.attr_timeout = e.entry_timeout = kImmutableTimeout;
   return e;
 }
 
@@ -125,7 +131,9 @@ void ReplyAttr(fuse_req_t req, const Caller& c, const Result<Attr>& attr) {
   if (!attr.ok()) return ReplyErr(req, attr.status());
   struct stat st {};
   attr->ToStat(&st);
-  const double timeout = Uncached(req, c, attr->ino) ? 0.0 : AdapterOf(req).cache().attr_timeout;
+  const double timeout = attr->immutable ? kImmutableTimeout
+                         : Uncached(req, c, attr->ino) ? 0.0
+                                                       : AdapterOf(req).cache().attr_timeout;
   fuse_reply_attr(req, &st, timeout);
 }
 

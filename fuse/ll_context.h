@@ -118,6 +118,9 @@ class Adapter {
 
 Adapter& AdapterOf(fuse_req_t req);
 
+// Entry and attribute timeout of history views' immutable inodes (seconds).
+inline constexpr double kImmutableTimeout = 3600.0;
+
 // The requesting process, from fuse_req_ctx, and the transaction it runs in.
 Caller CallerOf(fuse_req_t req);
 

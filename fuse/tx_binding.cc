@@ -48,6 +48,35 @@ std::optional<ProcInfo> ReadProc(int32_t pid) {
   return info;
 }
 
+std::string ReadCmdline(int32_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+  FILE* f = fopen(path, "re");
+  if (!f) return "";
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof(buf), f);
+  fclose(f);
+  std::string s(buf, n);
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  for (char& ch : s) {
+    if (ch == '\0') ch = ' ';
+  }
+  return s;
+}
+
+std::string ReadComm(int32_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+  FILE* f = fopen(path, "re");
+  if (!f) return "";
+  char buf[64];
+  size_t n = fread(buf, 1, sizeof(buf), f);
+  fclose(f);
+  std::string s(buf, n);
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
 TxBindings::TxBindings(Filesystem* fs) : fs_(fs) {
   watcher_ = std::thread([this] { Watch(); });
 }

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -40,6 +41,10 @@ struct ProcInfo {
   uint64_t start = 0;  // start time in clock ticks since boot
 };
 std::optional<ProcInfo> ReadProc(int32_t pid);
+// The command line of a process, arguments separated by spaces ("" if gone).
+std::string ReadCmdline(int32_t pid);
+// The command name of a process (/proc/PID/comm; "" if gone).
+std::string ReadComm(int32_t pid);
 
 class TxBindings {
  public:

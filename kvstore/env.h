@@ -83,6 +83,7 @@ struct EnvOptions {
 // table: operations on it return Invalid.
 struct Table {
   unsigned dbi = 0;
+  bool valid() const { return dbi != 0; }
 };
 
 class ReadTxn;

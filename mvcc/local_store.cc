@@ -6,6 +6,11 @@
 #include <chrono>
 #include <limits>
 
+#include <time.h>
+
+#include <algorithm>
+
+#include "mvcc/history_records.h"
 #include "mvcc/superblock.h"
 #include "wal/reader.h"
 
@@ -46,6 +51,43 @@ std::string LE64String(uint64_t v) {
   return s;
 }
 
+uint64_t RealtimeNs() {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+// Whether a version from csn `a` to its successor's `b` (exclusive) is seen
+// by one of the ascending `pins`.
+bool Pinned(const std::vector<Csn>& pins, Csn a, Csn b) {
+  auto it = std::lower_bound(pins.begin(), pins.end(), a);
+  return it != pins.end() && *it < b;
+}
+
+// Which of the versions of one key (newest first, tombstone flags given) GC
+// keeps: every version a state at csn >= `continuous` sees, those the pins
+// see; then no tombstone may be the oldest kept (nothing older is left for
+// it to hide).
+// `complete`: these are all the versions of the key (else older ones may
+// exist elsewhere, and a tombstone must stay to hide them).
+std::vector<bool> KeptVersions(const std::vector<std::pair<Csn, bool>>& newest_first,
+                               Csn continuous, const std::vector<Csn>& pins, bool complete = true) {
+  const size_t n = newest_first.size();
+  std::vector<bool> keep(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    const Csn a = newest_first[i].first;
+    const Csn b = i == 0 ? kMaxCsn : newest_first[i - 1].first;
+    keep[i] = b > continuous || Pinned(pins, a, b);
+  }
+  if (!complete) return keep;
+  for (size_t i = n; i-- > 0;) {
+    if (!keep[i]) continue;
+    if (!newest_first[i].second) break;  // the oldest kept is live
+    keep[i] = false;                     // a tombstone hiding nothing
+  }
+  return keep;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& volume_dir,
@@ -69,6 +111,24 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& volume_d
     DBFS_ASSIGN_OR_RETURN(s->tables_[i], s->env_->OpenTable(kTableNames[i]));
   }
   DBFS_ASSIGN_OR_RETURN(s->meta_, s->env_->OpenTable(kMetaTableName));
+  if (!opts.read_only && sb.format_version < kFormatVersion) {
+    // Before anything of the new format is written (superblock_format.md).
+    sb.format_version = kFormatVersion;
+    DBFS_RETURN_IF_ERROR(WriteSuperblock(volume_dir, sb));
+    spdlog::info("volume {} upgraded to format {}", volume_dir, kFormatVersion);
+  }
+  // A format-1 volume opened read-only (fsck -n) has no history tables.
+  for (auto [name, table] : {std::pair{kSnapshotsTableName, &s->snapshots_table_},
+                             std::pair{kCommitLogTableName, &s->log_table_}}) {
+    auto t = s->env_->OpenTable(name);
+    if (t.ok()) {
+      *table = *t;
+    } else if (!(opts.read_only && t.status().code() == Code::kNotFound)) {
+      return t.TakeStatus();
+    }
+  }
+  s->window_ns_.store(opts.history_window_ns);
+  DBFS_RETURN_IF_ERROR(s->LoadHistory());
   DBFS_RETURN_IF_ERROR(s->Recover());
   if (!opts.read_only) {
     s->flusher_ = std::thread([p = s.get()] { p->FlusherLoop(); });
@@ -79,6 +139,46 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& volume_d
 LocalStore::~LocalStore() {
   Status st = Close();
   if (!st.ok()) spdlog::error("closing the store failed: {}", st.ToString());
+}
+
+Status LocalStore::LoadHistory() {
+  DBFS_ASSIGN_OR_RETURN(auto r, env_->BeginRead());
+  DBFS_ASSIGN_OR_RETURN(uint64_t horizon, ReadMetaU64(*r, meta_, kMetaHistoryHorizon));
+  std::lock_guard g(snap_mu_);
+  horizon_ = horizon;
+  if (snapshots_table_.valid()) {
+    DBFS_ASSIGN_OR_RETURN(auto c, r->NewCursor(snapshots_table_));
+    DBFS_ASSIGN_OR_RETURN(bool valid, c->SeekFirst());
+    while (valid) {
+      DBFS_ASSIGN_OR_RETURN(NamedSnapshot s, DecodeSnapshotRecord(c->key(), c->value()));
+      pins_.insert(s.csn);
+      named_.emplace(s.name, std::move(s));
+      DBFS_ASSIGN_OR_RETURN(valid, c->Next());
+    }
+  }
+  if (log_table_.valid()) {
+    DBFS_ASSIGN_OR_RETURN(auto c, r->NewCursor(log_table_));
+    DBFS_ASSIGN_OR_RETURN(bool valid, c->SeekFirst());
+    log_from_ = valid && c->key().size() == 8 ? GetBE64(c->key().data()) : horizon;
+    DBFS_ASSIGN_OR_RETURN(valid, c->SeekLast());
+    if (valid) {
+      DBFS_ASSIGN_OR_RETURN(CommitRecord last, DecodeLogRecord(c->key(), c->value()));
+      last_time_ns_ = last.time_ns;
+    }
+  }
+  return Status::Ok();
+}
+
+void LocalStore::RememberCommit(Csn csn, uint64_t time_ns, const CommitMeta& meta,
+                                const std::vector<Write>& writes) {
+  CommitRecord r;
+  r.csn = csn;
+  r.time_ns = time_ns;
+  r.meta = meta;
+  r.keys.reserve(writes.size());
+  for (const Write& w : writes) r.keys.push_back(KeyRef{w.table, w.key});
+  std::lock_guard g(recent_mu_);
+  recent_.emplace(csn, std::move(r));
 }
 
 Status LocalStore::Recover() {
@@ -112,6 +212,10 @@ Status LocalStore::Recover() {
                                 " to " + std::to_string(redo.csn) + "; run fsck.dbfs");
     }
     if (redo.max_ino > max_ino) max_ino = redo.max_ino;
+    // Format-1 records carry no time: they get the replay's (kept monotonic).
+    last_time_ns_ = std::max(redo.time_ns, redo.has_meta ? last_time_ns_ : last_time_ns_ + 1);
+    if (last_time_ns_ == 1) last_time_ns_ = RealtimeNs();
+    RememberCommit(redo.csn, last_time_ns_, redo.meta, redo.writes);
     overlay_.Publish(&redo.writes, redo.csn);
     last_csn_ = redo.csn;
     last_lsn_ = rec.end_lsn;
@@ -198,6 +302,21 @@ Csn LocalStore::RegisterSnapshot() {
   Csn c = visible_csn_.load(std::memory_order_acquire);
   ++active_snaps_[c];
   return c;
+}
+
+// Under snap_mu_, like the flusher's horizon move: a state retained now stays
+// retained while the registration lasts.
+Status LocalStore::RegisterSnapshotAt(Csn csn) {
+  std::lock_guard g(snap_mu_);
+  const Csn visible = visible_csn_.load(std::memory_order_acquire);
+  if (csn > visible) return Status::NotFound("csn " + std::to_string(csn) + " is in the future");
+  if (csn < horizon_ && pins_.count(csn) == 0) {
+    return Status::NotFound("the state at csn " + std::to_string(csn) +
+                            " is no longer kept (history starts at csn " +
+                            std::to_string(horizon_) + ")");
+  }
+  ++active_snaps_[csn];
+  return Status::Ok();
 }
 
 void LocalStore::ReleaseSnapshot(Csn csn) {
@@ -416,7 +535,7 @@ Result<CommitResult> LocalStore::Commit(CommitRequest req, Conflict* conflict) {
   std::vector<Write>& writes = req.writes;
   // Without merges the redo is known now: encode it outside the mutex.
   std::string redo;
-  if (req.merges.empty()) redo = EncodeRedo(0, next_ino_.load(), writes);
+  if (req.merges.empty()) redo = EncodeRedo(0, next_ino_.load(), writes, req.meta);
   CommitResult res;
   wal::Lsn end_lsn = 0;
   {
@@ -434,10 +553,14 @@ Result<CommitResult> LocalStore::Commit(CommitRequest req, Conflict* conflict) {
         }
         writes.push_back(Write{m.table, std::move(m.key), std::move(*merged)});
       }
-      redo = EncodeRedo(0, next_ino_.load(), writes);
+      redo = EncodeRedo(0, next_ino_.load(), writes, req.meta);
     }
     res.csn = last_csn_ + 1;
     PatchRedoCsn(&redo, res.csn);
+    // Commit times never decrease with the CSN (CsnAt searches by time), even
+    // if the clock steps back.
+    const uint64_t time_ns = std::max(RealtimeNs(), last_time_ns_ + 1);
+    PatchRedoTime(&redo, time_ns);
     auto a = wal_->Append(wal::RecordType::kCommit, redo);
     if (!a.ok()) {
       // ENOSPC: nothing was committed (the writer gave the space back).
@@ -445,6 +568,8 @@ Result<CommitResult> LocalStore::Commit(CommitRequest req, Conflict* conflict) {
       return a.TakeStatus();
     }
     end_lsn = a->end_lsn;
+    last_time_ns_ = time_ns;
+    RememberCommit(res.csn, time_ns, req.meta, writes);
     overlay_.Publish(&writes, res.csn);
     last_csn_ = res.csn;
     last_lsn_ = end_lsn;
@@ -476,41 +601,107 @@ Status LocalStore::Flush() {
   return FlushLocked();
 }
 
-// Keeps, of the LMDB versions of `key`, the newest one visible to
-// `min_active` and everything newer; a kept-oldest tombstone is dropped too.
-// *done: only one version (or none) is left, nothing more to collect later.
-Status LocalStore::GcKey(kv::WriteTxn& w, Table t, std::string_view key, Csn min_active, bool* done) {
-  DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(tables_[static_cast<int>(t)]));
-  DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(VersionKey(key, std::numeric_limits<Csn>::max())));
-  int kept = 0;
-  bool base_seen = false;
-  while (valid && c->key().size() == key.size() + kCsnSuffix && VersionLogical(c->key()) == key) {
-    Csn csn = VersionCsn(c->key());
-    if (csn > min_active) {
-      ++kept;
+// Keeps the LMDB versions of `key` that the policy keeps (KeptVersions) and
+// deletes the others. *pending: registered snapshots keep more than history
+// alone would; the key is visited again by the next flush.
+Status LocalStore::GcKey(kv::WriteTxn& w, Table t, std::string_view key, const GcPolicy& p,
+                         bool* pending) {
+  const kv::Table tbl = tables_[static_cast<int>(t)];
+  std::vector<std::pair<Csn, bool>> versions;  // newest first: csn, tombstone
+  {
+    DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(tbl));
+    DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(VersionKey(key, kMaxCsn)));
+    while (valid && c->key().size() == key.size() + kCsnSuffix && VersionLogical(c->key()) == key) {
+      versions.emplace_back(VersionCsn(c->key()),
+                            !c->value().empty() && c->value()[0] == kTagTombstone);
       DBFS_ASSIGN_OR_RETURN(valid, c->Next());
-      continue;
     }
-    if (!base_seen) {
-      base_seen = true;
-      // The base version: what every active snapshot at or below the newer
-      // versions sees. A tombstone base with nothing newer can go entirely.
-      if (c->value().size() >= 1 && c->value()[0] == kTagTombstone && kept == 0) {
-        DBFS_RETURN_IF_ERROR(c->DeleteCurrent());
-        gc_dropped_.fetch_add(1, std::memory_order_relaxed);
-        valid = c->Valid();
-        continue;
-      }
-      ++kept;
-      DBFS_ASSIGN_OR_RETURN(valid, c->Next());
-      continue;
-    }
-    DBFS_RETURN_IF_ERROR(c->DeleteCurrent());
-    gc_dropped_.fetch_add(1, std::memory_order_relaxed);
-    valid = c->Valid();
   }
-  *done = kept <= 1;
+  const std::vector<bool> keep = KeptVersions(versions, p.continuous, p.pins);
+  size_t kept = 0;
+  for (size_t i = 0; i < versions.size(); ++i) {
+    if (keep[i]) {
+      ++kept;
+      continue;
+    }
+    DBFS_RETURN_IF_ERROR(w.Delete(tbl, VersionKey(key, versions[i].first)));
+    gc_dropped_.fetch_add(1, std::memory_order_relaxed);
+  }
+  *pending = false;
+  if (p.without_readers > p.continuous && kept > 1) {
+    size_t later = 0;
+    for (bool k : KeptVersions(versions, p.without_readers, p.pins)) later += k;
+    *pending = later < kept;
+  }
   return Status::Ok();
+}
+
+Status LocalStore::GcKeys(kv::WriteTxn& w, const GcPolicy& p,
+                          const std::set<std::pair<int, std::string>>& keys,
+                          std::set<std::pair<int, std::string>>* pending) {
+  for (const auto& [i, key] : keys) {
+    bool again = false;
+    DBFS_RETURN_IF_ERROR(GcKey(w, static_cast<Table>(i), key, p, &again));
+    if (again) pending->emplace(i, key);
+  }
+  return Status::Ok();
+}
+
+Status LocalStore::LoggedKeys(kv::WriteTxn& w, Csn from, Csn to,
+                              std::set<std::pair<int, std::string>>* out) {
+  if (!log_table_.valid() || to <= from) return Status::Ok();
+  DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(log_table_));
+  DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(LogKey(from + 1)));
+  while (valid) {
+    DBFS_ASSIGN_OR_RETURN(CommitRecord r, DecodeLogRecord(c->key(), c->value()));
+    if (r.csn > to) break;
+    for (KeyRef& k : r.keys) out->emplace(static_cast<int>(k.table), std::move(k.key));
+    DBFS_ASSIGN_OR_RETURN(valid, c->Next());
+  }
+  return Status::Ok();
+}
+
+Result<Csn> LocalStore::LoggedCsnAtOrBefore(uint64_t time_ns) {
+  {
+    std::lock_guard g(recent_mu_);
+    if (!recent_.empty() && recent_.begin()->second.time_ns <= time_ns) {
+      Csn best = 0;
+      for (const auto& [csn, r] : recent_) {
+        if (r.time_ns > time_ns) break;
+        best = csn;
+      }
+      return best;
+    }
+  }
+  // Only now LMDB (the flusher writes it before trimming recent_).
+  if (!log_table_.valid()) return Csn{0};
+  DBFS_ASSIGN_OR_RETURN(auto r, env_->BeginRead());
+  DBFS_ASSIGN_OR_RETURN(auto c, r->NewCursor(log_table_));
+  auto at = [&]() -> Result<std::pair<Csn, uint64_t>> {
+    DBFS_ASSIGN_OR_RETURN(CommitRecord rec, DecodeLogRecord(c->key(), c->value()));
+    return std::make_pair(rec.csn, rec.time_ns);
+  };
+  DBFS_ASSIGN_OR_RETURN(bool valid, c->SeekFirst());
+  if (!valid) return Csn{0};
+  DBFS_ASSIGN_OR_RETURN(auto first, at());
+  if (first.second > time_ns) return Csn{0};
+  DBFS_ASSIGN_OR_RETURN(valid, c->SeekLast());
+  DBFS_ASSIGN_OR_RETURN(auto last, at());
+  if (last.second <= time_ns) return last.first;
+  // Binary search by CSN (times never decrease with it): lo is a logged CSN
+  // at or before the time; every entry at hi or above is after it.
+  Csn lo = first.first, hi = last.first;
+  while (hi - lo > 1) {
+    const Csn mid = lo + (hi - lo) / 2;
+    DBFS_ASSIGN_OR_RETURN(valid, c->Seek(LogKey(mid)));
+    DBFS_ASSIGN_OR_RETURN(auto e, at());
+    if (e.first >= hi || e.second > time_ns) {
+      hi = mid;
+    } else {
+      lo = e.first;
+    }
+  }
+  return lo;
 }
 
 Status LocalStore::FlushLocked() {
@@ -521,8 +712,37 @@ Status LocalStore::FlushLocked() {
     upto = last_csn_;
     upto_lsn = last_lsn_;
   }
-  if (upto == flushed_csn_ && gc_pending_.empty()) return Status::Ok();
-  const Csn min_active = std::min(MinActiveSnapshot(), upto);
+  // The horizon of continuous history: the state at the start of the window
+  // (the last commit at or before now - window), or only the latest state.
+  const uint64_t window = window_ns_.load();
+  Csn candidate = upto;
+  if (window > 0) {
+    const uint64_t now = RealtimeNs();
+    DBFS_ASSIGN_OR_RETURN(candidate, LoggedCsnAtOrBefore(now > window ? now - window : 0));
+    candidate = std::min(candidate, upto);
+  }
+  GcPolicy policy;
+  Csn old_horizon, new_horizon, cut;
+  {
+    std::lock_guard g(snap_mu_);
+    old_horizon = horizon_;
+    horizon_ = std::max(horizon_, candidate);
+    new_horizon = horizon_;
+    const Csn readers = active_snaps_.empty() ? kMaxCsn : active_snaps_.begin()->first;
+    policy.without_readers = std::min(new_horizon, upto);
+    policy.continuous = std::min(readers, policy.without_readers);
+    policy.pins.assign(pins_.begin(), pins_.end());
+    // Log entries from here on are kept: diffs between retained states (and
+    // registered snapshots) need them, and deleting a snapshot finds the keys
+    // to collect in them. The entry at the horizon itself gives its time.
+    cut = policy.continuous;
+    if (!pins_.empty()) cut = std::min(cut, *pins_.begin());
+    log_from_ = std::max(log_from_, cut);
+    cut = log_from_;
+  }
+  if (upto == flushed_csn_ && gc_pending_.empty() && new_horizon == old_horizon) {
+    return Status::Ok();
+  }
 
   // Write-ahead rule: LMDB may only reference what the WAL holds durably —
   // its slices point into DATA records, and applied_lsn must never lie past
@@ -532,32 +752,52 @@ Status LocalStore::FlushLocked() {
 
   std::vector<std::pair<std::string, Chain>> collected[kNumTables];
   for (int i = 0; i < kNumTables; ++i) overlay_.CollectUpTo(static_cast<Table>(i), upto, &collected[i]);
+  std::vector<CommitRecord> logged;
+  {
+    std::lock_guard g(recent_mu_);
+    for (auto it = recent_.begin(); it != recent_.end() && it->first <= upto; ++it) {
+      if (it->first >= cut) logged.push_back(it->second);
+    }
+  }
 
   std::set<std::pair<int, std::string>> pending;
   Status st = env_->Write([&](kv::WriteTxn& w) -> Status {
     pending.clear();
+    std::set<std::pair<int, std::string>> visit;
     for (int i = 0; i < kNumTables; ++i) {
       const kv::Table tbl = tables_[i];
       for (const auto& [key, chain] : collected[i]) {
-        // Write every version a snapshot may still need: the newest one at or
-        // below min_active (the base) and all newer ones.
-        size_t first = 0;
+        // Write the versions GC would keep (the rest would be deleted at once).
+        std::vector<std::pair<Csn, bool>> newest_first;
+        for (size_t j = chain.size(); j-- > 0;) newest_first.emplace_back(chain[j].csn, !chain[j].value);
+        const std::vector<bool> keep =
+            KeptVersions(newest_first, policy.continuous, policy.pins, /*complete=*/false);
         for (size_t j = 0; j < chain.size(); ++j) {
-          if (chain[j].csn <= min_active) first = j;
-        }
-        for (size_t j = first; j < chain.size(); ++j) {
+          if (!keep[chain.size() - 1 - j]) continue;
           DBFS_RETURN_IF_ERROR(w.Put(tbl, VersionKey(key, chain[j].csn), EncodeValue(chain[j].value)));
         }
-        bool done = false;
-        DBFS_RETURN_IF_ERROR(GcKey(w, static_cast<Table>(i), key, min_active, &done));
-        if (!done) pending.emplace(i, key);
+        visit.emplace(i, key);
       }
     }
-    for (const auto& [i, key] : gc_pending_) {
-      bool done = false;
-      DBFS_RETURN_IF_ERROR(GcKey(w, static_cast<Table>(i), key, min_active, &done));
-      if (!done) pending.emplace(i, key);
+    for (const auto& k : gc_pending_) visit.insert(k);
+    // States the window no longer covers: the versions their commits
+    // superseded may go (the commit log names the keys).
+    if (new_horizon > old_horizon) {
+      DBFS_RETURN_IF_ERROR(LoggedKeys(w, old_horizon, std::min(new_horizon, flushed_csn_), &visit));
     }
+    DBFS_RETURN_IF_ERROR(GcKeys(w, policy, visit, &pending));
+    if (log_table_.valid()) {
+      for (const CommitRecord& r : logged) {
+        DBFS_RETURN_IF_ERROR(w.Put(log_table_, LogKey(r.csn), EncodeLogRecord(r)));
+      }
+      DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(log_table_));
+      DBFS_ASSIGN_OR_RETURN(bool valid, c->SeekFirst());
+      while (valid && c->key().size() == 8 && GetBE64(c->key().data()) < cut) {
+        DBFS_RETURN_IF_ERROR(c->DeleteCurrent());
+        valid = c->Valid();
+      }
+    }
+    DBFS_RETURN_IF_ERROR(w.Put(meta_, kMetaHistoryHorizon, LE64String(new_horizon)));
     DBFS_RETURN_IF_ERROR(w.Put(meta_, kMetaAppliedLsn, LE64String(upto_lsn)));
     DBFS_RETURN_IF_ERROR(w.Put(meta_, kMetaLastCsn, LE64String(upto)));
     DBFS_RETURN_IF_ERROR(w.Put(meta_, kMetaNextIno, LE64String(next_ino_.load())));
@@ -566,10 +806,211 @@ Status LocalStore::FlushLocked() {
   if (!st.ok()) return st;
   // LMDB now holds everything up to `upto`; only now may the overlay forget it.
   for (int i = 0; i < kNumTables; ++i) overlay_.TrimUpTo(static_cast<Table>(i), collected[i], upto);
+  {
+    std::lock_guard g(recent_mu_);
+    recent_.erase(recent_.begin(), recent_.upper_bound(upto));
+  }
   gc_pending_ = std::move(pending);
   flushed_csn_ = upto;
   applied_lsn_.store(upto_lsn, std::memory_order_release);
   flushes_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+// ---- history ----
+
+Result<NamedSnapshot> LocalStore::CreateSnapshot(const std::string& name, const CommitMeta& who) {
+  if (!wal_) return Status::ReadOnly("volume opened read-only");
+  DBFS_RETURN_IF_ERROR(health());
+  if (name.empty() || name.size() > kSnapshotNameMax ||
+      name.find_first_of(std::string_view("\0/", 2)) != std::string::npos) {
+    return Status::Invalid("a snapshot name has 1 to 255 bytes, without '/' or NUL");
+  }
+  std::lock_guard h(history_mu_);
+  NamedSnapshot snap;
+  snap.name = name;
+  snap.uid = who.uid;
+  snap.time_ns = RealtimeNs();
+  wal::Lsn lsn;
+  {
+    // Pinned before anything else: GC keeps what the current state sees from
+    // this moment on (no flush can collect a version the newest state sees).
+    std::lock_guard g(snap_mu_);
+    if (named_.count(name)) return Status::Exists("snapshot '" + name + "' exists");
+    snap.csn = visible_csn_.load(std::memory_order_acquire);
+    named_.emplace(name, snap);
+    pins_.insert(snap.csn);
+  }
+  {
+    std::lock_guard g(commit_mu_);
+    lsn = last_lsn_;
+  }
+  auto unpin = [&] {
+    std::lock_guard g(snap_mu_);
+    named_.erase(name);
+    pins_.erase(pins_.find(snap.csn));
+  };
+  // The record names a CSN: that commit must survive any crash the record
+  // survives, or recovery could give the CSN to different changes.
+  Status st = SyncTo(lsn);
+  if (st.ok()) {
+    st = env_->Write([&](kv::WriteTxn& w) {
+      return w.Put(snapshots_table_, name, EncodeSnapshotRecord(snap));
+    });
+  }
+  if (!st.ok()) {
+    unpin();
+    return st;
+  }
+  return snap;
+}
+
+Status LocalStore::DeleteSnapshot(const std::string& name) {
+  if (!wal_) return Status::ReadOnly("volume opened read-only");
+  DBFS_RETURN_IF_ERROR(health());
+  std::lock_guard h(history_mu_);
+  // Under flush_mu_: the collection below and the flusher's are not interleaved.
+  std::lock_guard f(flush_mu_);
+  NamedSnapshot snap;
+  GcPolicy policy;
+  Csn until, cut;
+  {
+    std::lock_guard g(snap_mu_);
+    auto it = named_.find(name);
+    if (it == named_.end()) return Status::NotFound("no snapshot '" + name + "'");
+    snap = it->second;
+    named_.erase(it);
+    pins_.erase(pins_.find(snap.csn));
+    const Csn readers = active_snaps_.empty() ? kMaxCsn : active_snaps_.begin()->first;
+    policy.without_readers = std::min(horizon_, flushed_csn_);
+    policy.continuous = std::min(readers, policy.without_readers);
+    policy.pins.assign(pins_.begin(), pins_.end());
+    // Versions only this snapshot kept were superseded after it, before the
+    // next pin or the horizon (later ones are kept anyway).
+    auto next = pins_.upper_bound(snap.csn);
+    until = std::min(policy.continuous, next == pins_.end() ? kMaxCsn : *next);
+    cut = policy.continuous;
+    if (!pins_.empty()) cut = std::min(cut, *pins_.begin());
+    log_from_ = std::max(log_from_, cut);
+    cut = log_from_;
+  }
+  std::set<std::pair<int, std::string>> pending;
+  Status st = env_->Write([&](kv::WriteTxn& w) -> Status {
+    pending.clear();
+    DBFS_RETURN_IF_ERROR(w.Delete(snapshots_table_, name));
+    std::set<std::pair<int, std::string>> visit;
+    DBFS_RETURN_IF_ERROR(LoggedKeys(w, snap.csn, std::min(until, flushed_csn_), &visit));
+    DBFS_RETURN_IF_ERROR(GcKeys(w, policy, visit, &pending));
+    DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(log_table_));
+    DBFS_ASSIGN_OR_RETURN(bool valid, c->SeekFirst());
+    while (valid && c->key().size() == 8 && GetBE64(c->key().data()) < cut) {
+      DBFS_RETURN_IF_ERROR(c->DeleteCurrent());
+      valid = c->Valid();
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) {
+    std::lock_guard g(snap_mu_);
+    named_.emplace(name, snap);
+    pins_.insert(snap.csn);
+    return st;
+  }
+  gc_pending_.insert(pending.begin(), pending.end());
+  return Status::Ok();
+}
+
+Result<std::vector<NamedSnapshot>> LocalStore::ListSnapshots() {
+  std::lock_guard g(snap_mu_);
+  std::vector<NamedSnapshot> out;
+  for (const auto& [name, s] : named_) out.push_back(s);
+  std::sort(out.begin(), out.end(), [](const NamedSnapshot& a, const NamedSnapshot& b) {
+    return a.csn != b.csn ? a.csn < b.csn : a.name < b.name;
+  });
+  return out;
+}
+
+void LocalStore::SetHistoryWindow(uint64_t window_ns) {
+  // The next periodic flush moves the horizon (waking the flusher here would
+  // flush right after every open).
+  window_ns_.store(window_ns);
+}
+
+Retention LocalStore::retention() {
+  Retention r;
+  r.window_ns = window_ns_.load();
+  std::lock_guard g(snap_mu_);
+  r.horizon = horizon_;
+  r.log_from = log_from_;
+  for (const auto& [name, s] : named_) r.snapshots.push_back(s);
+  std::sort(r.snapshots.begin(), r.snapshots.end(),
+            [](const NamedSnapshot& a, const NamedSnapshot& b) { return a.csn < b.csn; });
+  return r;
+}
+
+Result<Csn> LocalStore::CsnAt(uint64_t time_ns) {
+  Csn visible;
+  uint64_t last_time;
+  {
+    std::lock_guard g(commit_mu_);
+    visible = last_csn_;
+    last_time = last_time_ns_;
+  }
+  Csn csn = visible;
+  if (time_ns < last_time) {
+    DBFS_ASSIGN_OR_RETURN(csn, LoggedCsnAtOrBefore(time_ns));
+    if (csn == 0) return Status::NotFound("no retained state is that old");
+  }
+  std::lock_guard g(snap_mu_);
+  if (csn < horizon_ && pins_.count(csn) == 0) {
+    return Status::NotFound("the state at that time (csn " + std::to_string(csn) +
+                            ") is no longer kept");
+  }
+  return csn;
+}
+
+Status LocalStore::ScanCommits(Csn from, Csn to, bool newest_first,
+                               const std::function<bool(const CommitRecord&)>& fn) {
+  std::vector<CommitRecord> mem;
+  {
+    std::lock_guard g(recent_mu_);
+    for (auto it = recent_.upper_bound(from); it != recent_.end() && it->first <= to; ++it) {
+      mem.push_back(it->second);
+    }
+  }
+  // Unflushed entries are the newest ones (a contiguous tail); LMDB has the
+  // rest, and maybe some of these too while a flush is trimming them.
+  const Csn lmdb_to = mem.empty() ? to : mem.front().csn - 1;
+  if (newest_first) {
+    for (auto it = mem.rbegin(); it != mem.rend(); ++it) {
+      if (!fn(*it)) return Status::Ok();
+    }
+  }
+  if (log_table_.valid() && lmdb_to > from) {
+    DBFS_ASSIGN_OR_RETURN(auto r, env_->BeginRead());
+    DBFS_ASSIGN_OR_RETURN(auto c, r->NewCursor(log_table_));
+    bool valid;
+    if (newest_first) {
+      DBFS_ASSIGN_OR_RETURN(valid, c->Seek(LogKey(lmdb_to == kMaxCsn ? lmdb_to : lmdb_to + 1)));
+      if (valid) {
+        DBFS_ASSIGN_OR_RETURN(valid, c->Prev());
+      } else {
+        DBFS_ASSIGN_OR_RETURN(valid, c->SeekLast());
+      }
+    } else {
+      DBFS_ASSIGN_OR_RETURN(valid, c->Seek(LogKey(from + 1)));
+    }
+    while (valid) {
+      DBFS_ASSIGN_OR_RETURN(CommitRecord rec, DecodeLogRecord(c->key(), c->value()));
+      if (rec.csn <= from || rec.csn > lmdb_to) break;
+      if (!fn(rec)) return Status::Ok();
+      DBFS_ASSIGN_OR_RETURN(valid, newest_first ? c->Prev() : c->Next());
+    }
+  }
+  if (!newest_first) {
+    for (const CommitRecord& rec : mem) {
+      if (!fn(rec)) return Status::Ok();
+    }
+  }
   return Status::Ok();
 }
 
@@ -622,6 +1063,48 @@ Status LocalStore::ForEachVersion(
     fn(VersionLogical(k), VersionCsn(k),
        v[0] == kTagTombstone ? std::nullopt : std::optional<std::string_view>(v.substr(1)));
     DBFS_ASSIGN_OR_RETURN(valid, c->Next());
+  }
+  return Status::Ok();
+}
+
+Status LocalStore::ForEachKey(
+    Table t,
+    const std::function<Status(std::string_view, const std::vector<Version>&)>& fn) {
+  // Overlay first, then LMDB (the ordering rule in overlay.h); a version in
+  // both (a flush in between) is visited once.
+  std::vector<std::pair<std::string, Chain>> ov;
+  overlay_.CollectUpTo(t, kMaxCsn, &ov);
+  size_t oi = 0;
+  DBFS_ASSIGN_OR_RETURN(auto r, env_->BeginRead());
+  DBFS_ASSIGN_OR_RETURN(auto c, r->NewCursor(tables_[static_cast<int>(t)]));
+  DBFS_ASSIGN_OR_RETURN(bool valid, c->SeekFirst());
+  std::vector<Version> versions;
+  while (valid || oi < ov.size()) {
+    std::string key;
+    versions.clear();
+    const bool from_lmdb =
+        valid && (oi == ov.size() || VersionLogical(c->key()) <= std::string_view(ov[oi].first));
+    if (from_lmdb) {
+      key = std::string(VersionLogical(c->key()));
+      while (valid && c->key().size() == key.size() + kCsnSuffix && VersionLogical(c->key()) == key) {
+        std::string_view v = c->value();
+        if (v.empty()) return Status::Corruption("empty versioned value");
+        versions.push_back(Version{VersionCsn(c->key()), v[0] == kTagTombstone
+                                                             ? std::nullopt
+                                                             : std::optional<std::string>(v.substr(1))});
+        DBFS_ASSIGN_OR_RETURN(valid, c->Next());
+      }
+      std::reverse(versions.begin(), versions.end());
+    } else {
+      key = ov[oi].first;
+    }
+    if (oi < ov.size() && ov[oi].first == key) {
+      for (Version& v : ov[oi].second) {
+        if (versions.empty() || v.csn > versions.back().csn) versions.push_back(std::move(v));
+      }
+      ++oi;
+    }
+    DBFS_RETURN_IF_ERROR(fn(key, versions));
   }
   return Status::Ok();
 }

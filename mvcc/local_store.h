@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <vector>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +42,7 @@ namespace dbfs::mvcc {
 
 struct StoreOptions {
   wal::FileSystem* fs = nullptr;  // nullptr: POSIX
+  uint64_t history_window_ns = 0;  // Store::SetHistoryWindow at open
   uint64_t segment_size = 64ull << 20;
   uint64_t flush_interval_ms = 200;            // background flush period
   uint64_t flush_overlay_bytes = 64ull << 20;  // flush early above this
@@ -89,6 +91,14 @@ class LocalStore final : public Store, private SegmentedData {
   Result<Space> StatSpace() override;
   Status health() const override;
   void TEST_Abandon() override;
+  Result<NamedSnapshot> CreateSnapshot(const std::string& name, const CommitMeta& who) override;
+  Status DeleteSnapshot(const std::string& name) override;
+  Result<std::vector<NamedSnapshot>> ListSnapshots() override;
+  void SetHistoryWindow(uint64_t window_ns) override;
+  Retention retention() override;
+  Result<Csn> CsnAt(uint64_t time_ns) override;
+  Status ScanCommits(Csn from, Csn to, bool newest_first,
+                     const std::function<bool(const CommitRecord&)>& fn) override;
 
   // ---- local only ----
   // Commits `writes` with the next CSN, unvalidated (fsck repairs, tests).
@@ -116,6 +126,7 @@ class LocalStore final : public Store, private SegmentedData {
 
  protected:
   Csn RegisterSnapshot() override;
+  Status RegisterSnapshotAt(Csn csn) override;
   void ReleaseSnapshot(Csn csn) override;
 
  private:
@@ -130,13 +141,36 @@ class LocalStore final : public Store, private SegmentedData {
   Status ForEachVersion(
       Table t, const std::function<void(std::string_view key, Csn csn,
                                         std::optional<std::string_view> value)>& fn) override;
+  Status ForEachKey(Table t, const std::function<Status(std::string_view key,
+                                                        const std::vector<Version>& versions)>&
+                                 fn) override;
 
+  // What version GC keeps: every version a state at csn >= `continuous`
+  // sees, and the versions the named snapshots `pins` (ascending) see.
+  struct GcPolicy {
+    Csn continuous = 0;
+    // The same without registered (reader) snapshots: a key that keeps more
+    // under `continuous` than under this is revisited at the next flush.
+    Csn without_readers = 0;
+    std::vector<Csn> pins;
+  };
   Status Recover();
+  Status LoadHistory();
+  // Adds the log entry of a commit just published (or replayed).
+  void RememberCommit(Csn csn, uint64_t time_ns, const CommitMeta& meta,
+                      const std::vector<Write>& writes);
+  // The largest logged CSN whose commit time is <= time_ns (0: none), from
+  // the unflushed entries and LMDB.
+  Result<Csn> LoggedCsnAtOrBefore(uint64_t time_ns);
+  Status GcKeys(kv::WriteTxn& w, const GcPolicy& p, const std::set<std::pair<int, std::string>>& keys,
+                std::set<std::pair<int, std::string>>* pending);
+  // Calls fn(table, key) for every key of the LMDB log entries from < csn <= to.
+  Status LoggedKeys(kv::WriteTxn& w, Csn from, Csn to, std::set<std::pair<int, std::string>>* out);
   // REQUIRES: commit_mu_ held. Checks `v` against the latest committed state.
   Status Validate(const ValidationSet& v, Conflict* conflict);
   void FlusherLoop();
   Status FlushLocked();  // REQUIRES: flush_mu_ held
-  Status GcKey(kv::WriteTxn& w, Table t, std::string_view key, Csn min_active, bool* done);
+  Status GcKey(kv::WriteTxn& w, Table t, std::string_view key, const GcPolicy& p, bool* pending);
   void SetFailed(const Status& s);
 
   std::string dir_;
@@ -146,6 +180,8 @@ class LocalStore final : public Store, private SegmentedData {
   std::unique_ptr<kv::Env> env_;
   kv::Table tables_[kNumTables];
   kv::Table meta_;
+  kv::Table snapshots_table_;  // name -> NamedSnapshot (EncodeSnapshotRecord)
+  kv::Table log_table_;        // BE64(csn) -> commit log entry (EncodeLogRecord)
   std::unique_ptr<wal::Writer> wal_;
   Overlay overlay_;
   RecoveryReport recovery_;
@@ -159,8 +195,24 @@ class LocalStore final : public Store, private SegmentedData {
   std::atomic<uint64_t> next_ino_{2};
   std::atomic<uint64_t> commits_{0};
 
+  uint64_t last_time_ns_ = 0;  // time of the last commit, guarded by commit_mu_
+
   std::mutex snap_mu_;
   std::map<Csn, int> active_snaps_;  // guarded by snap_mu_
+  // History: named snapshots, and the horizon from which every state is
+  // kept. The flusher moves the horizon forward (never back) under snap_mu_,
+  // so a snapshot registered at a retained CSN is never collected under it.
+  std::map<std::string, NamedSnapshot> named_;  // guarded by snap_mu_
+  std::multiset<Csn> pins_;                     // their CSNs, guarded by snap_mu_
+  Csn horizon_ = 0;                             // guarded by snap_mu_
+  Csn log_from_ = 0;                            // guarded by snap_mu_
+  std::atomic<uint64_t> window_ns_{0};
+  std::mutex history_mu_;  // serializes CreateSnapshot and DeleteSnapshot
+
+  // Log entries of commits not yet flushed (ascending CSN, contiguous). The
+  // flusher writes them into LMDB before trimming them (the overlay's rule).
+  mutable std::mutex recent_mu_;
+  std::map<Csn, CommitRecord> recent_;  // guarded by recent_mu_
 
   std::mutex flush_mu_;
   Csn flushed_csn_ = 0;                               // guarded by flush_mu_

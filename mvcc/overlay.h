@@ -24,13 +24,6 @@
 
 namespace dbfs::mvcc {
 
-struct Version {
-  Csn csn;
-  std::optional<std::string> value;  // nullopt = tombstone
-};
-
-// Versions of one logical key, ascending csn.
-using Chain = std::vector<Version>;
 
 class Overlay {
  public:

@@ -12,6 +12,15 @@ Snapshot& Snapshot::operator=(Snapshot&& o) noexcept {
   return *this;
 }
 
+bool Retention::Keeps(Csn csn, Csn visible) const {
+  if (csn > visible) return false;
+  if (csn >= horizon) return true;
+  for (const NamedSnapshot& s : snapshots) {
+    if (s.csn == csn) return true;
+  }
+  return false;
+}
+
 Snapshot::~Snapshot() {
   if (store_) store_->ReleaseSnapshot(csn_);
 }

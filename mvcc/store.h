@@ -21,6 +21,13 @@
 // changes) are merged: their value is computed at commit time from the
 // latest committed one.
 //
+// History (docs/ARCHITECTURE.md §11): a store keeps old versions when asked
+// — named snapshots pin the state at their CSN, and a retention window keeps
+// every state of its last DURATION — and keeps a commit log: per commit its
+// time, who made it (CommitMeta) and the keys it changed, for as long as any
+// retained state needs it. Reads at a retained CSN go through
+// AcquireSnapshotAt; version GC never drops a version a retained state sees.
+//
 // Thread-safe: every method may be called from any thread, concurrently.
 #pragma once
 
@@ -86,6 +93,8 @@ struct Merge {
 
 struct CommitRequest {
   std::vector<Write> writes;
+  // Who makes the commit (the commit log). The store adds the time.
+  CommitMeta meta{};
   std::vector<Merge> merges;
   // Unset: the caller's own locking makes the batch safe (autocommit).
   std::optional<ValidationSet> validation;
@@ -143,6 +152,36 @@ struct VolumeInfo {
   std::string location;           // the volume directory (or cluster address)
 };
 
+// A named snapshot: the state at `csn` kept until it is deleted.
+struct NamedSnapshot {
+  std::string name;
+  Csn csn = 0;
+  uint64_t time_ns = 0;  // when it was created (CLOCK_REALTIME)
+  uint32_t uid = 0;      // who created it
+};
+
+// One entry of the commit log.
+struct CommitRecord {
+  Csn csn = 0;
+  uint64_t time_ns = 0;  // CLOCK_REALTIME; never decreases with the CSN (0: unknown)
+  CommitMeta meta{};
+  std::vector<KeyRef> keys;  // every key the commit wrote
+};
+
+// What history the store keeps right now.
+struct Retention {
+  // Every state at a CSN in [horizon, visible_csn()] is kept (the retention
+  // window, or only the latest state when the window is 0).
+  Csn horizon = 0;
+  uint64_t window_ns = 0;
+  // The oldest CSN whose commit-log entry is kept (entries of older commits
+  // are gone; diffs between retained states need only kept entries).
+  Csn log_from = 0;
+  std::vector<NamedSnapshot> snapshots;  // by CSN
+  // Whether the state at `csn` is kept (inside the window or a snapshot's).
+  bool Keeps(Csn csn, Csn visible) const;
+};
+
 class Store;
 class SegmentedData;
 
@@ -181,6 +220,12 @@ class Store {
   virtual Csn visible_csn() const = 0;
   // Oldest registered snapshot (kMaxCsn when none).
   virtual Csn MinActiveSnapshot() = 0;
+  // A snapshot at an older, retained state (Retention::Keeps): NotFound when
+  // its versions are no longer kept. Registered like AcquireSnapshot's.
+  Result<Snapshot> AcquireSnapshotAt(Csn csn) {
+    DBFS_RETURN_IF_ERROR(RegisterSnapshotAt(csn));
+    return Snapshot(this, csn);
+  }
 
   // ---- reads at a snapshot ----
   // nullopt when absent or deleted at `snap`. kMaxCsn reads the latest.
@@ -221,6 +266,27 @@ class Store {
   // nullptr for stores that reclaim data otherwise.
   virtual SegmentedData* segmented_data() { return nullptr; }
 
+  // ---- history ----
+  // Pins the current state under `name` (unique): atomic, constant time,
+  // durable when it returns. Exists if `name` is taken.
+  virtual Result<NamedSnapshot> CreateSnapshot(const std::string& name, const CommitMeta& who) = 0;
+  // Unpins it; versions only it kept are collected. NotFound if unknown.
+  virtual Status DeleteSnapshot(const std::string& name) = 0;
+  virtual Result<std::vector<NamedSnapshot>> ListSnapshots() = 0;
+  // Keeps every state of the last `window_ns` nanoseconds from now on (0:
+  // only snapshots keep old states). States older than the horizon already
+  // reached are never brought back.
+  virtual void SetHistoryWindow(uint64_t window_ns) = 0;
+  virtual Retention retention() = 0;
+  // The CSN of the state at wall-clock time `time_ns` (the last commit at or
+  // before it): NotFound when that state is not retained or the time is not
+  // covered by the commit log; a time after the last commit gives visible_csn().
+  virtual Result<Csn> CsnAt(uint64_t time_ns) = 0;
+  // Visits the commit-log entries with from < csn <= to that are kept,
+  // newest first if `newest_first`, until fn returns false.
+  virtual Status ScanCommits(Csn from, Csn to, bool newest_first,
+                             const std::function<bool(const CommitRecord&)>& fn) = 0;
+
   // ---- facts ----
   virtual const VolumeInfo& info() const = 0;
   virtual StoreStats Stats() const = 0;
@@ -238,6 +304,8 @@ class Store {
   // Registers a snapshot at visible_csn() and returns its CSN; released by
   // ReleaseSnapshot when the Snapshot goes away.
   virtual Csn RegisterSnapshot() = 0;
+  // Registers a snapshot at `csn` if that state is retained (else NotFound).
+  virtual Status RegisterSnapshotAt(Csn csn) = 0;
   virtual void ReleaseSnapshot(Csn csn) = 0;
   friend class Snapshot;
 };
@@ -265,6 +333,12 @@ class SegmentedData {
   virtual Status ForEachVersion(
       Table t, const std::function<void(std::string_view key, Csn csn,
                                         std::optional<std::string_view> value)>& fn) = 0;
+  // Visits every key of `t` in key order with all its stored versions,
+  // ascending CSN (tombstones as nullopt), until fn returns an error.
+  virtual Status ForEachKey(
+      Table t,
+      const std::function<Status(std::string_view key, const std::vector<Version>& versions)>&
+          fn) = 0;
 };
 
 }  // namespace dbfs::mvcc

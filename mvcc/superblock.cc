@@ -201,10 +201,12 @@ Result<Superblock> DecodeSuperblock(std::string_view block, const std::string& v
   }
   Superblock sb;
   sb.format_version = DecodeLE32(block.data() + kSuperblockVersionOffset);
-  if (sb.format_version != kFormatVersion) {
-    return Status::NotSupported(
-        volume_dir + ": format version " + std::to_string(sb.format_version) +
-        " is not supported (this build supports " + std::to_string(kFormatVersion) + ")");
+  if (sb.format_version < kMinFormatVersion || sb.format_version > kFormatVersion) {
+    return Status::NotSupported(volume_dir + ": format version " +
+                                std::to_string(sb.format_version) +
+                                " is not supported (this build supports " +
+                                std::to_string(kMinFormatVersion) + " to " +
+                                std::to_string(kFormatVersion) + ")");
   }
   sb.block_size = DecodeLE32(block.data() + kSuperblockBlockSizeOffset);
   sb.chunk_size = DecodeLE32(block.data() + kSuperblockChunkSizeOffset);

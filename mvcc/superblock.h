@@ -20,7 +20,13 @@
 namespace dbfs {
 
 inline constexpr char kSuperblockMagic[6] = {'D', 'B', 'F', 'S', '0', '1'};
-inline constexpr uint32_t kFormatVersion = 1;
+// 2: COMMIT records carry metadata (mvcc/redo.h), LMDB has the history
+// tables (snapshots, commitlog). A format-1 volume is read as it is and
+// upgraded to 2 by its first read-write open (LocalStore::Open), before
+// anything new is written: builds that know only format 1 then refuse it
+// instead of misreading the new COMMIT records.
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kMinFormatVersion = 1;
 
 // ---- on-disk layout constants (docs/superblock_format.md) ----
 // Every format version keeps the block size, the magic at 0, format_version at
@@ -64,7 +70,7 @@ Superblock NewSuperblock();
 //   wrong size or magic      -> Invalid    "X is not a DBFS volume (bad magic)"
 //   CRC mismatch             -> Corruption "X: superblock checksum mismatch; run fsck.dbfs"
 //   unknown format version   -> NotSupported
-//       "X: format version N is not supported (this build supports 1)"
+//       "X: format version N is not supported (this build supports 1 to 2)"
 //   impossible geometry      -> Corruption "X: superblock has invalid ...; run fsck.dbfs"
 //   volume_dir missing / not a directory, I/O errors -> the errno's Status.
 Result<Superblock> ReadSuperblock(const std::string& volume_dir);

@@ -3,6 +3,11 @@
 //   eval "$(dbfs tx begin [--lock])"; ...; dbfs tx commit | dbfs tx abort;  dbfs tx status
 //   dbfs stats [--mount MNT]
 //   dbfs checkpoint [--mount MNT]
+//   dbfs snapshot create|delete NAME; dbfs snapshot list [--json]
+//   dbfs log [PATH] [--since T] [--limit N] [--json] [--all]
+//   dbfs diff FROM [TO] [PATH] [--stat] [--json];  dbfs tx diff [ID] [PATH] [--stat]
+//   dbfs restore PATH --at POINT [--keep];  dbfs rollback SNAPSHOT [--keep];  dbfs revert CSN [--keep]
+//   dbfs tx run --keep -- CMD;  dbfs tx commit|abort [ID]
 //   dbfs elle check FILE [--realtime];  dbfs elle run --mount MNT [--volume VOL --nemesis kill] ...
 #include <fcntl.h>
 #include <signal.h>
@@ -20,6 +25,7 @@
 #include "elle/runner.h"
 #include "fuse/control.h"
 #include "tools/lib/control.h"
+#include "tools/lib/history_cli.h"
 
 namespace {
 
@@ -36,9 +42,17 @@ std::string MountOrDefault(const std::string& mount) {
   return m.ok() ? *m : std::string();
 }
 
-// The begin command: dbfs.tx.begin:PID:ISOLATION[:lock].
-std::string BeginCommand(pid_t pid, const std::string& isolation, bool lock) {
-  return "dbfs.tx.begin:" + std::to_string(pid) + ":" + isolation + (lock ? ":lock" : "");
+// The begin command: dbfs.tx.begin:PID:ISOLATION[:lock][:cmd=CMD].
+std::string BeginCommand(pid_t pid, const std::string& isolation, bool lock,
+                         const std::vector<std::string>& cmd = {}) {
+  std::string c = "dbfs.tx.begin:" + std::to_string(pid) + ":" + isolation + (lock ? ":lock" : "");
+  if (!cmd.empty()) {
+    std::string line;
+    for (const auto& a : cmd) line += (line.empty() ? "" : " ") + a;
+    if (line.size() > 120) line.resize(120);  // an xattr name holds at most 255 bytes
+    c += ":cmd=" + dbfs::cli::PointArg(line);
+  }
+  return c;
 }
 
 // A commit or abort reply "deadlock WHY": the daemon rolled the transaction
@@ -51,7 +65,7 @@ int ReportDeadlock(const std::string& reply) {
 
 // Runs argv in a child bound to a new transaction; commits if it exits 0.
 int TxRun(const std::string& mount, const std::string& isolation, bool lock, int retries,
-          bool durable, const std::vector<std::string>& cmd) {
+          bool durable, bool keep, const std::vector<std::string>& cmd) {
   std::vector<char*> argv;
   for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -70,7 +84,7 @@ int TxRun(const std::string& mount, const std::string& isolation, bool lock, int
       _exit(127);
     }
     close(go[0]);
-    auto id = dbfs::ControlRequest(mount, BeginCommand(child, isolation, lock));
+    auto id = dbfs::ControlRequest(mount, BeginCommand(child, isolation, lock, cmd));
     if (!id.ok()) {
       kill(child, SIGKILL);
       close(go[1]);
@@ -103,6 +117,12 @@ int TxRun(const std::string& mount, const std::string& isolation, bool lock, int
         return ReportDeadlock(*r);
       }
       return exited ? si.si_status : 128 + si.si_status;
+    }
+    if (keep) {
+      // Left open for review: dbfs tx diff / commit / abort ID.
+      const int rc = dbfs::cli::KeepTx(mount, *id);
+      reap();
+      return rc;
     }
     auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + *id + (durable ? ":durable" : ""));
     reap();
@@ -161,6 +181,10 @@ int main(int argc, char** argv) {
   run->add_flag("--lock", lock, lock_help);
   run->add_option("--retries", retries, "re-run CMD up to N times after a conflict or deadlock")->check(CLI::NonNegativeNumber);
   run->add_flag("--durable", durable, "make the commit durable before returning");
+  bool keep = false;
+  run->add_flag("--keep", keep,
+                "when CMD exits 0, leave the transaction open (bound to no process) and print its "
+                "id, for dbfs tx diff ID, dbfs tx commit ID or dbfs tx abort ID");
   run->add_option("CMD", cmd, "command and arguments (after --)")->required();
   std::string id;
   auto* begin = tx->add_subcommand("begin", "bind the calling shell to a new transaction: eval \"$(dbfs tx begin)\"");
@@ -168,13 +192,65 @@ int main(int argc, char** argv) {
   begin->add_option("--isolation", isolation, "serializable (default) or snapshot")
       ->check(CLI::IsMember({"serializable", "snapshot"}));
   begin->add_flag("--lock", lock, lock_help);
-  auto* commit = tx->add_subcommand("commit", "commit the shell's transaction ($DBFS_TX)");
+  auto* commit = tx->add_subcommand("commit", "commit the shell's transaction ($DBFS_TX) or ID");
   commit->add_option("--mount,-m", mount, "DBFS mount point");
-  commit->add_option("--id", id, "transaction id (default: $DBFS_TX)");
+  commit->add_option("--id,ID", id, "transaction id (default: $DBFS_TX)");
   commit->add_flag("--durable", durable, "make the commit durable before returning");
   auto* abort_cmd = tx->add_subcommand("abort", "roll back the shell's transaction ($DBFS_TX)");
   abort_cmd->add_option("--mount,-m", mount, "DBFS mount point");
-  abort_cmd->add_option("--id", id, "transaction id (default: $DBFS_TX)");
+  abort_cmd->add_option("--id,ID", id, "transaction id (default: $DBFS_TX)");
+  bool stat = false, json = false;
+  std::string path;
+  auto* txdiff = tx->add_subcommand("diff", "show what an open transaction ($DBFS_TX or ID) changed");
+  txdiff->add_option("--mount,-m", mount, "DBFS mount point");
+  txdiff->add_option("ID", id, "transaction id (default: $DBFS_TX)");
+  txdiff->add_option("PATH", path, "only changes under PATH");
+  txdiff->add_flag("--stat", stat, "sizes and bytes written");
+
+  // ---- history ----
+  std::string name, from, to, at;
+  auto* snapshot = app.add_subcommand("snapshot", "named snapshots (instant, read-only under MNT/.dbfs/snapshots)");
+  snapshot->require_subcommand(1);
+  auto* screate = snapshot->add_subcommand("create", "snapshot the volume now (root)");
+  screate->add_option("NAME", name, "snapshot name")->required();
+  screate->add_option("--mount,-m", mount, "DBFS mount point");
+  auto* sdelete = snapshot->add_subcommand("delete", "delete a snapshot (root)");
+  sdelete->add_option("NAME", name, "snapshot name")->required();
+  sdelete->add_option("--mount,-m", mount, "DBFS mount point");
+  auto* slist = snapshot->add_subcommand("list", "list snapshots: CSN, time, USED (only it holds), REFER");
+  slist->add_option("--mount,-m", mount, "DBFS mount point");
+  slist->add_flag("--json", json, "JSON output");
+  dbfs::cli::LogArgs log_args;
+  auto* log = app.add_subcommand("log", "the commits that changed the volume or PATH, newest first");
+  log->add_option("PATH", log_args.path, "only commits that changed PATH (or below it)");
+  log->add_option("--since", log_args.since, "only commits at or after this time (ISO-8601, @SECONDS)");
+  log->add_option("--limit", log_args.limit, "at most N commits");
+  log->add_flag("--json", log_args.json, "JSON output");
+  log->add_flag("--all", log_args.all, "also the daemon's own commits (atime, reclamation, checkpoints)");
+  log->add_option("--mount,-m", mount, "DBFS mount point");
+  std::vector<std::string> diff_args;
+  auto* diff = app.add_subcommand(
+      "diff", "changed paths between FROM and TO (default now): + added, - removed, M modified, "
+              "R old -> new; FROM/TO are snapshot names, CSNs, times (ISO-8601, @SECONDS) or now");
+  diff->add_option("FROM [TO] [PATH]", diff_args, "points and an optional path")->required()->expected(1, 3);
+  diff->add_flag("--stat", stat, "sizes and bytes written");
+  diff->add_flag("--json", json, "JSON output");
+  diff->add_option("--mount,-m", mount, "DBFS mount point");
+  bool undo_keep = false;
+  auto* restore = app.add_subcommand("restore", "put PATH (a file or a tree) back as it was at POINT, as one transaction (root)");
+  restore->add_option("PATH", path, "file or directory")->required();
+  restore->add_option("--at", at, "snapshot name, CSN, time or now")->required();
+  restore->add_flag("--keep", undo_keep, "leave the transaction open for review; prints its id");
+  restore->add_option("--mount,-m", mount, "DBFS mount point");
+  auto* rollback = app.add_subcommand("rollback", "make the whole volume what SNAPSHOT holds, as one transaction (root; the history in between stays)");
+  rollback->add_option("SNAPSHOT", name, "snapshot name")->required();
+  rollback->add_flag("--keep", undo_keep, "leave the transaction open for review; prints its id");
+  rollback->add_option("--mount,-m", mount, "DBFS mount point");
+  std::string csn;
+  auto* revert = app.add_subcommand("revert", "undo one past commit, if nothing after it touched the same keys (root)");
+  revert->add_option("CSN", csn, "the commit (see dbfs log)")->required();
+  revert->add_flag("--keep", undo_keep, "leave the transaction open for review; prints its id");
+  revert->add_option("--mount,-m", mount, "DBFS mount point");
   auto* status = tx->add_subcommand("status", "list the open transactions of a mount");
   status->add_option("--mount,-m", mount, "DBFS mount point");
 
@@ -229,7 +305,22 @@ int main(int argc, char** argv) {
     std::printf("dbfs 0.1.0 (format 1)\n");
     return 0;
   }
-  if (mount.empty() && getenv("DBFS_TX_MOUNT") && (*commit || *abort_cmd)) mount = getenv("DBFS_TX_MOUNT");
+  if (mount.empty() && getenv("DBFS_TX_MOUNT") && (*commit || *abort_cmd || *txdiff)) {
+    mount = getenv("DBFS_TX_MOUNT");
+  }
+  // A command about a path defaults to the mount holding that path (its
+  // nearest existing ancestor: the path itself may be gone).
+  std::string path_arg = *restore ? path : *log ? log_args.path : "";
+  if (*diff && diff_args.size() == 3) path_arg = diff_args[2];
+  if (mount.empty() && !path_arg.empty()) {
+    std::string p = path_arg;
+    while (!p.empty() && access(p.c_str(), F_OK) != 0) {
+      const size_t slash = p.find_last_of('/');
+      p = slash == std::string::npos ? "" : slash == 0 ? "/" : p.substr(0, slash);
+    }
+    auto m = dbfs::FindDbfsMount(p.empty() ? "." : p);
+    if (m.ok()) mount = *m;
+  }
   mount = MountOrDefault(mount);
   if (mount.empty()) return Fail("not inside a DBFS mount; use --mount MNT");
   auto request = [&](const std::string& c) -> int {
@@ -241,7 +332,30 @@ int main(int argc, char** argv) {
   if (*stats) return request(std::string(dbfs::fuse::kStatsXattr));
   if (*checkpoint) return request(std::string(dbfs::fuse::kCheckpointXattr));
   if (*status) return request("dbfs.tx.status");
-  if (*run) return TxRun(mount, isolation, lock, retries, durable, cmd);
+  if (*run) return TxRun(mount, isolation, lock, retries, durable, keep, cmd);
+  if (*screate) return dbfs::cli::SnapshotCreate(mount, name);
+  if (*sdelete) return dbfs::cli::SnapshotDelete(mount, name);
+  if (*slist) return dbfs::cli::SnapshotList(mount, json);
+  if (*log) return dbfs::cli::Log(mount, log_args);
+  if (*diff) {
+    // FROM [TO] [PATH]: a third argument is the path; with two, the second
+    // is a path when it names something in the mount, else TO.
+    std::string d_to = "now", d_path;
+    if (diff_args.size() == 3) {
+      d_to = diff_args[1];
+      d_path = diff_args[2];
+    } else if (diff_args.size() == 2) {
+      if (diff_args[1].find('/') != std::string::npos || access(diff_args[1].c_str(), F_OK) == 0) {
+        d_path = diff_args[1];
+      } else {
+        d_to = diff_args[1];
+      }
+    }
+    return dbfs::cli::Diff(mount, diff_args[0], d_to, d_path, stat, json);
+  }
+  if (*restore) return dbfs::cli::Restore(mount, path, at, undo_keep);
+  if (*rollback) return dbfs::cli::Rollback(mount, name, undo_keep);
+  if (*revert) return dbfs::cli::Revert(mount, csn, undo_keep);
   if (*begin) {
     // The transaction belongs to the shell that evals our output: our parent.
     auto r = dbfs::ControlRequest(mount, BeginCommand(getppid(), isolation, lock));
@@ -251,6 +365,7 @@ int main(int argc, char** argv) {
   }
   if (id.empty() && getenv("DBFS_TX")) id = getenv("DBFS_TX");
   if (id.empty()) return Fail("no transaction: give --id or run eval \"$(dbfs tx begin)\" first");
+  if (*txdiff) return dbfs::cli::TxDiff(mount, id, path, stat);
   if (*commit) {
     auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + id + (durable ? ":durable" : ""));
     if (!r.ok()) return Fail("commit failed: " + r.status().ToString());

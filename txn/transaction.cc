@@ -4,6 +4,9 @@ namespace dbfs::txn {
 
 Transaction::Transaction(mvcc::Store* store) : store_(store), snap_(store->AcquireSnapshot()) {}
 
+Transaction::Transaction(mvcc::Store* store, mvcc::Snapshot snap)
+    : store_(store), snap_(std::move(snap)) {}
+
 Result<std::optional<std::string>> Transaction::Get(Table t, std::string_view key) {
   const auto& w = writes_[static_cast<int>(t)];
   auto it = w.find(key);
@@ -92,6 +95,7 @@ Result<mvcc::CommitResult> Transaction::Commit(bool durable, Validation v) {
   if (empty()) return mvcc::CommitResult{snap_.csn()};
   mvcc::CommitRequest req;
   req.durable = durable;
+  req.meta = meta_;
   if (v != Validation::kNone) {
     mvcc::ValidationSet& vs = req.validation.emplace();
     vs.snapshot = snap_.csn();

@@ -31,6 +31,9 @@ using mvcc::Table;
 class Transaction {
  public:
   explicit Transaction(mvcc::Store* store);
+  // Reads (and would commit) from `snap`, e.g. an older retained state
+  // (Store::AcquireSnapshotAt): history views, diffs, restores.
+  Transaction(mvcc::Store* store, mvcc::Snapshot snap);
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
 
@@ -62,6 +65,19 @@ class Transaction {
     merged_[static_cast<int>(t)].insert(key);
     merge_fns_[static_cast<int>(t)][std::move(key)] = std::move(fn);
   }
+  // Scan without adding the range to the read set (reviewing a transaction's
+  // changes must not make it conflict).
+  Status ScanUntracked(Table t, std::string_view begin, std::string_view end,
+                       const std::function<bool(std::string_view key, std::string_view value)>& fn) {
+    const bool track = track_reads_;
+    track_reads_ = false;
+    Status st = Scan(t, begin, end, fn);
+    track_reads_ = track;
+    return st;
+  }
+  // Who commits it (the commit log); the store adds the time.
+  void SetMeta(mvcc::CommitMeta meta) { meta_ = std::move(meta); }
+  const mvcc::CommitMeta& meta() const { return meta_; }
   // Live keys in [begin, end), this transaction's writes included.
   Status Scan(Table t, std::string_view begin, std::string_view end,
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
@@ -111,6 +127,7 @@ class Transaction {
   std::map<std::string, MergeFn, std::less<>> merge_fns_[mvcc::kNumTables];
   BenignChange benign_;
   uint64_t data_bytes_ = 0;
+  mvcc::CommitMeta meta_;
 };
 
 }  // namespace dbfs::txn

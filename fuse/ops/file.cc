@@ -48,6 +48,12 @@ bool IsDirectWrite(const fuse_file_info* fi) { return fi->writepage == 0 && fi->
 // for the entry and attribute caches: those still follow `uncached` only.
 bool SetCacheMode(fuse_req_t req, const Caller& c, uint64_t ino, uint64_t size,
                   fuse_file_info* fi) {
+  if (Filesystem::IsHistoryIno(ino)) {
+    // History views never change: through the page cache, kept across opens.
+    fi->direct_io = AdapterOf(req).cache().direct_io;
+    fi->keep_cache = 1;
+    return false;
+  }
   const bool uncached = Uncached(req, c, ino);
   const int mode = fi->flags & O_ACCMODE;
   const bool writes =

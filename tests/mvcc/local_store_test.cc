@@ -216,3 +216,54 @@ TEST_F(StoreTest, RandomizedModelCheckAcrossFlushesAndReopen) {
 
 }  // namespace
 }  // namespace dbfs::mvcc
+
+namespace dbfs::mvcc {
+namespace {
+
+// A volume made before format 2: superblock version 1, COMMIT records
+// without metadata. It opens, reads, is upgraded to format 2 by the
+// read-write open, and its old commits are in the commit log.
+TEST(LocalStoreFormat, FormatOneVolumeWithOldCommitRecordsOpensAndIsUpgraded) {
+  char tmpl[] = "/tmp/dbfs-format1-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(mkdir((dir + "/meta").c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((dir + "/wal").c_str(), 0700), 0);
+  Superblock sb = NewSuperblock();
+  sb.format_version = 1;
+  ASSERT_TRUE(WriteSuperblock(dir, sb).ok());
+  {
+    wal::WriterOptions wo;
+    wo.uuid = sb.uuid;
+    auto w = wal::Writer::Open(wal::DefaultFileSystem(), dir + "/wal", wo, 0);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Append(wal::RecordType::kCommit,
+                             EncodeRedoV1(1, 1, {Write{Table::kInodes, InoKey(1), "old"}}))
+                    .ok());
+    ASSERT_TRUE((*w)->Append(wal::RecordType::kCommit,
+                             EncodeRedoV1(2, 1, {Write{Table::kInodes, InoKey(2), "older"}}))
+                    .ok());
+    ASSERT_TRUE((*w)->SyncAll().ok());
+  }
+  EXPECT_EQ(ReadSuperblock(dir)->format_version, 1u);
+  {
+    auto s = LocalStore::Open(dir, StoreOptions{});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ((*s)->Get(kMaxCsn, Table::kInodes, InoKey(2))->value_or(""), "older");
+    CommitRequest req;
+    req.writes.push_back(Write{Table::kInodes, InoKey(3), "new"});
+    req.meta.comm = "test";
+    ASSERT_TRUE((*s)->Commit(std::move(req)).ok());
+    ASSERT_TRUE((*s)->Close().ok());
+  }
+  EXPECT_EQ(ReadSuperblock(dir)->format_version, kFormatVersion);
+  auto s = LocalStore::Open(dir, StoreOptions{});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)->Get(kMaxCsn, Table::kInodes, InoKey(3))->value_or(""), "new");
+  ASSERT_TRUE((*s)->Close().ok());
+  s->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dbfs::mvcc

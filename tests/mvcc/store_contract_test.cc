@@ -387,5 +387,112 @@ TYPED_TEST(StoreContract, DurableCommitsSurviveACrashAndNothingGoesBackwards) {
   EXPECT_EQ(this->Get(kMaxCsn, Table::kExtents, ChunkKey(ino, 0)), "extent");
 }
 
+// ---- history (mvcc/store.h "History") ----
+
+// Waits (bounded) until a flush has run (the store flushes in the background
+// every 50 ms here): GC has had its chance.
+template <typename S>
+void FlushNow(S& s) {
+  ASSERT_TRUE(s.Flush().ok());
+}
+
+TYPED_TEST(StoreContract, ANamedSnapshotKeepsItsStateThroughGcAndReopen) {
+  this->Put(Table::kInodes, InoKey(7), "v1");
+  CommitMeta who;
+  who.uid = 5;
+  auto snap = this->s().CreateSnapshot("s1", who);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_EQ(this->s().CreateSnapshot("s1", who).status().code(), Code::kExists);
+  for (int i = 2; i < 6; ++i) this->Put(Table::kInodes, InoKey(7), "v" + std::to_string(i));
+  this->Delete(Table::kInodes, InoKey(7));
+  FlushNow(this->s());
+  {
+    auto old = this->s().AcquireSnapshotAt(snap->csn);
+    ASSERT_TRUE(old.ok()) << old.status().ToString();
+    EXPECT_EQ(this->Get(old->csn(), Table::kInodes, InoKey(7)), "v1");
+  }
+  // A state neither the snapshot nor a window keeps is refused.
+  EXPECT_EQ(this->s().AcquireSnapshotAt(snap->csn + 2).status().code(), Code::kNotFound);
+  this->Reopen();
+  auto list = this->s().ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "s1");
+  EXPECT_EQ((*list)[0].csn, snap->csn);
+  EXPECT_EQ((*list)[0].uid, 5u);
+  {
+    auto old = this->s().AcquireSnapshotAt(snap->csn);
+    ASSERT_TRUE(old.ok());
+    EXPECT_EQ(this->Get(old->csn(), Table::kInodes, InoKey(7)), "v1");
+  }
+  // Deleted: its versions go, its state is no longer readable.
+  ASSERT_TRUE(this->s().DeleteSnapshot("s1").ok());
+  EXPECT_EQ(this->s().DeleteSnapshot("s1").code(), Code::kNotFound);
+  FlushNow(this->s());
+  EXPECT_EQ(this->s().AcquireSnapshotAt(snap->csn).status().code(), Code::kNotFound);
+}
+
+TYPED_TEST(StoreContract, TheRetentionWindowKeepsEveryStateAndTheLogSaysWhoChangedWhat) {
+  this->s().SetHistoryWindow(3600ull * 1000000000ull);
+  std::vector<Csn> csns;
+  for (int i = 0; i < 5; ++i) {
+    CommitRequest req;
+    req.writes.push_back(Write{Table::kInodes, InoKey(9), "w" + std::to_string(i)});
+    req.meta.uid = 1000 + i;
+    req.meta.pid = 42;
+    req.meta.comm = "writer";
+    auto r = this->s().Commit(std::move(req));
+    ASSERT_TRUE(r.ok());
+    csns.push_back(r->csn);
+  }
+  FlushNow(this->s());
+  FlushNow(this->s());
+  for (int i = 0; i < 5; ++i) {
+    auto old = this->s().AcquireSnapshotAt(csns[i]);
+    ASSERT_TRUE(old.ok()) << old.status().ToString();
+    EXPECT_EQ(this->Get(old->csn(), Table::kInodes, InoKey(9)), "w" + std::to_string(i));
+  }
+  std::vector<CommitRecord> log;
+  ASSERT_TRUE(this->s()
+                  .ScanCommits(csns[0] - 1, kMaxCsn, /*newest_first=*/true,
+                               [&](const CommitRecord& r) {
+                                 log.push_back(r);
+                                 return true;
+                               })
+                  .ok());
+  ASSERT_EQ(log.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    const CommitRecord& r = log[4 - i];
+    EXPECT_EQ(r.csn, csns[i]);
+    EXPECT_EQ(r.meta.uid, 1000u + i);
+    EXPECT_EQ(r.meta.comm, "writer");
+    ASSERT_EQ(r.keys.size(), 1u);
+    EXPECT_EQ(r.keys[0].key, InoKey(9));
+    if (i > 0) {
+      EXPECT_GT(r.time_ns, log[5 - i].time_ns);
+    }
+    // The state at a commit's time is that commit's.
+    auto at = this->s().CsnAt(r.time_ns);
+    ASSERT_TRUE(at.ok());
+    EXPECT_EQ(*at, r.csn);
+  }
+  // Times survive a crash (they are in the WAL) and a reopen.
+  this->CrashAndReopen();
+  this->s().SetHistoryWindow(3600ull * 1000000000ull);
+  auto at = this->s().CsnAt(log[2].time_ns);
+  ASSERT_TRUE(at.ok()) << at.status().ToString();
+  EXPECT_EQ(*at, log[2].csn);
+}
+
+TYPED_TEST(StoreContract, WithoutHistoryOldStatesGo) {
+  this->Put(Table::kInodes, InoKey(3), "a");
+  const Csn first = this->s().visible_csn();
+  this->Put(Table::kInodes, InoKey(3), "b");
+  FlushNow(this->s());
+  FlushNow(this->s());
+  EXPECT_EQ(this->s().AcquireSnapshotAt(first).status().code(), Code::kNotFound);
+  EXPECT_EQ(this->s().retention().horizon, this->s().visible_csn());
+}
+
 }  // namespace
 }  // namespace dbfs::mvcc

@@ -107,7 +107,7 @@ TEST_F(SuperblockTest, EncodingMatchesDocumentedLayout) {
   ASSERT_EQ(b.size(), 512u);
   EXPECT_EQ(b.substr(0, 6), "DBFS01");
   EXPECT_EQ(b.substr(6, 2), std::string(2, '\0'));
-  EXPECT_EQ(DecodeLE32(b.data() + 8), 1u);
+  EXPECT_EQ(DecodeLE32(b.data() + 8), kFormatVersion);
   EXPECT_EQ(DecodeLE32(b.data() + 12), 4096u);
   EXPECT_EQ(DecodeLE32(b.data() + 16), 1u << 20);
   EXPECT_EQ(DecodeLE32(b.data() + 20), 0u);
@@ -195,13 +195,22 @@ TEST_F(SuperblockTest, EveryFlippedByteAfterTheMagicIsACrcMismatch) {
 
 TEST_F(SuperblockTest, FutureVersionIsNotSupported) {
   Superblock sb = NewSuperblock();
-  sb.format_version = 2;
+  sb.format_version = 3;
   WriteRaw(EncodeSuperblock(sb));
   Result<Superblock> r = ReadSuperblock(dir_);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kNotSupported);
   EXPECT_EQ(r.status().message(),
-            dir_ + ": format version 2 is not supported (this build supports 1)");
+            dir_ + ": format version 3 is not supported (this build supports 1 to 2)");
+}
+
+TEST_F(SuperblockTest, FormatOneVolumesStillRead) {
+  Superblock sb = NewSuperblock();
+  sb.format_version = 1;
+  WriteRaw(EncodeSuperblock(sb));
+  Result<Superblock> r = ReadSuperblock(dir_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->format_version, 1u);
 }
 
 TEST_F(SuperblockTest, ImpossibleGeometryWithValidCrcIsCorruption) {

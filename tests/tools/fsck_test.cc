@@ -17,6 +17,7 @@
 #include <random>
 #include <sstream>
 
+#include "fs/checkpoint.h"
 #include "fs/filesystem.h"
 #include "fs/inode_format.h"
 #include "kvstore/env.h"
@@ -859,6 +860,55 @@ TEST(FsckCommandLineTest, UsageErrorsExit16) {
   auto check = parse({"/v"});
   EXPECT_EQ(check.exit_code, -1);
   EXPECT_FALSE(check.options.repair);  // no flag: check only
+}
+
+}  // namespace
+}  // namespace dbfs
+
+namespace dbfs {
+namespace {
+
+// History (docs/fsck.md "History"): a snapshot's old file data must still be
+// in the WAL. With its segment gone, fsck names the snapshot.
+TEST(FsckHistoryTest, SnapshotDataThatIsGoneIsAnError) {
+  testing::TempVolume vol("fsck-history");
+  ASSERT_TRUE(vol.ok());
+  FsOptions o;
+  o.wal_segment_bytes = 1 << 20;
+  uint64_t ino = 0;
+  {
+    auto fs = Filesystem::Open(vol.dir(), o);
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    Caller c;
+    auto f = (*fs)->Create(c, kRootIno, "f", 0644, O_RDWR);
+    ASSERT_TRUE(f.ok());
+    ino = f->attr.ino;
+    const std::string old(600000, 'o');
+    ASSERT_TRUE((*fs)->Write(c, ino, f->fh, 0, old.data(), old.size()).ok());
+    ASSERT_TRUE((*fs)->CreateSnapshot(c, "s1").ok());
+    const std::string fresh(600000, 'n');
+    // Two more segments of new data: the snapshot's data stays in the first.
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE((*fs)->Write(c, ino, f->fh, 0, fresh.data(), fresh.size()).ok());
+    }
+    ASSERT_TRUE((*fs)->Release(ino, f->fh).ok());
+    auto cp = (*fs)->Checkpoint();
+    ASSERT_TRUE(cp.ok());
+    EXPECT_GE(cp->history_bytes, old.size());  // the snapshot holds the old data
+    ASSERT_TRUE((*fs)->Close().ok());
+  }
+  FsckOptions fo;
+  fo.force = true;
+  FsckReport r = Fsck(vol.dir(), fo);
+  EXPECT_EQ(r.exit_code, kFsckClean);
+  for (const auto& e : r.errors) ADD_FAILURE() << e;
+  // The checkpoint kept segment 1: the snapshot refers to it.
+  ASSERT_EQ(::unlink(wal::SegmentPath(vol.dir() + "/wal", 1).c_str()), 0);
+  r = Fsck(vol.dir(), fo);
+  EXPECT_NE(r.exit_code & kFsckUncorrected, 0);
+  bool named = false;
+  for (const auto& e : r.errors) named |= e.find("snapshot 's1'") != std::string::npos;
+  EXPECT_TRUE(named) << "no error names the snapshot";
 }
 
 }  // namespace

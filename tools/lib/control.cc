@@ -10,7 +10,30 @@
 
 namespace dbfs {
 
+namespace {
+
+Result<std::string> RequestOnce(const std::string& mount, const std::string& command);
+
+}  // namespace
+
+// Long replies come in pages (fuse/control.h: kMoreMarker, dbfs.more:TOKEN).
 Result<std::string> ControlRequest(const std::string& mount, const std::string& command) {
+  DBFS_ASSIGN_OR_RETURN(std::string reply, RequestOnce(mount, command));
+  std::string out;
+  while (!reply.empty() && reply[0] == '\x01') {
+    const size_t nl = reply.find('\n');
+    if (nl == std::string::npos) return Status::Corruption("malformed paged reply");
+    const std::string token = reply.substr(1, nl - 1);
+    out.append(reply, nl + 1, std::string::npos);
+    DBFS_ASSIGN_OR_RETURN(reply, RequestOnce(mount, "dbfs.more:" + token));
+  }
+  out += reply;
+  return out;
+}
+
+namespace {
+
+Result<std::string> RequestOnce(const std::string& mount, const std::string& command) {
   // One getxattr with a large buffer: a size probe would run the command twice.
   std::string buf(1 << 20, '\0');
   ssize_t n = getxattr(mount.c_str(), command.c_str(), buf.data(), buf.size());
@@ -24,6 +47,8 @@ Result<std::string> ControlRequest(const std::string& mount, const std::string& 
   buf.resize(static_cast<size_t>(n));
   return buf;
 }
+
+}  // namespace
 
 Result<std::string> FindDbfsMount(const std::string& path) {
   char real[PATH_MAX];

@@ -23,6 +23,8 @@
 #include "fs/inode_format.h"
 #include "kvstore/env.h"
 #include "mvcc/keys.h"
+#include "mvcc/history_records.h"
+#include "tools/lib/fsck_history.h"
 #include "mvcc/redo.h"
 #include "mvcc/local_store.h"
 #include "mvcc/superblock.h"
@@ -706,7 +708,8 @@ bool Pass::ScanLmdb() {
       auto ok = (*c)->SeekFirst();
       while (ok.ok() && *ok) {
         std::string_view k = (*c)->key();
-        if (k != mvcc::kMetaAppliedLsn && k != mvcc::kMetaLastCsn && k != mvcc::kMetaNextIno) {
+        if (k != mvcc::kMetaAppliedLsn && k != mvcc::kMetaLastCsn && k != mvcc::kMetaNextIno &&
+            k != mvcc::kMetaHistoryHorizon) {
           warnings.push_back("meta: unknown key '" + Printable(k) + "'");
         }
         ok = (*c)->Next();
@@ -1879,6 +1882,12 @@ FsckReport Fsck(const std::string& volume_dir, const FsckOptions& options) {
     rep.errors.push_back(p.operational);
     rep.exit_code = kFsckOperational;
     return rep;
+  }
+  {
+    // History (tools/lib/fsck_history.h): reported, never repaired.
+    HistoryFindings h = CheckHistory(volume_dir);
+    for (auto& e : h.errors) rep.errors.push_back(std::move(e));
+    for (auto& n : h.notes) rep.notes.push_back(std::move(n));
   }
   rep.exit_code = (rep.errors.empty() ? kFsckClean : kFsckUncorrected) |
                   (rep.fixed.empty() ? 0 : kFsckCorrected);

@@ -68,6 +68,32 @@ Status ParseUint(std::string_view key, std::string_view value, bool suffixes, ui
   return Status::Ok();
 }
 
+// A duration: a whole number with an optional unit s, m, h, d or w (none:
+// seconds), e.g. 90, 30m, 1h, 7d.
+Status ParseDuration(std::string_view key, std::string_view value, uint64_t* seconds) {
+  uint64_t v = 0;
+  const char* end = value.data() + value.size();
+  auto [p, ec] = std::from_chars(value.data(), end, v);
+  uint64_t unit = 1;
+  if (ec == std::errc() && p + 1 == end) {
+    switch (*p) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      case 'w': unit = 7 * 86400; break;
+      default: unit = 0; break;
+    }
+    if (unit != 0) ++p;
+  }
+  if (ec != std::errc() || p != end || unit == 0 || v > UINT64_MAX / unit / 1000000000ull) {
+    return Status::Invalid(fmt::format(
+        "mount option '{}': '{}' is not a duration (e.g. 0, 90, 30m, 1h, 7d)", key, value));
+  }
+  *seconds = v * unit;
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------- checks
 
 Status CheckDirectory(std::string_view what, std::string* path) {
@@ -200,6 +226,10 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
         return Status::Invalid("mount option runtime_dir: an absolute path is needed");
       }
       out->runtime_dir = std::string(value);
+    } else if (key == "history" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.history_window_s));
+    } else if (key == "tx_keep_timeout" && has_value) {
+      DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.tx_keep_timeout_s));
     } else if (key == "elle_port" && has_value) {
       uint64_t port = 0;
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
@@ -218,7 +248,7 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
           "unknown mount option '{}' (known: ro, rw, remount, sync, noatime, log_level=, allow_other, "
           "dev, nodev, suid, nosuid, exec, noexec, default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
           "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
-          "runtime_dir=, elle_port=)",
+          "runtime_dir=, history=, tx_keep_timeout=, elle_port=)",
           item));
     }
   }

@@ -45,7 +45,8 @@ struct MountOptions {
 // Applies one -o argument ("opt,opt=value,...") to `out`. Ours: sync, noatime,
 // log_level=trace|debug|info|warn|error, allow_other, default_permissions,
 // no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
-// tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed).
+// tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed),
+// history=DURATION and tx_keep_timeout=DURATION (s, m, h, d, w; e.g. 1h, 7d).
 // Kernel mount flags: dev, nodev, suid, nosuid, exec, noexec; ro (also the
 // engine: FsOptions::read_only), rw; remount (see RemountKernel).
 // Ignored (mount(8) passes them): rw, auto, noauto, user, nouser, _netdev,
