@@ -89,6 +89,33 @@ struct StateReader {
     }
     return path.empty() ? std::string("/") : path;
   }
+  // Whether caller `c` could learn that `path` exists in this state: search
+  // permission on every directory above it and read permission on its
+  // parent, as walking and listing the tree would let it. Only the caller's
+  // primary group counts (its supplementary groups are not known here), so
+  // the answer errs towards hiding.
+  Result<bool> Visible(std::string_view path, const Caller& c) {
+    if (c.uid == 0) return true;
+    auto permits = [&](const Inode& n, uint32_t want) {
+      const int shift = c.uid == n.uid ? 6 : c.gid == n.gid ? 3 : 0;
+      return ((n.mode >> shift) & want) == want;
+    };
+    uint64_t dir = kRootIno;
+    size_t i = path.starts_with('/') ? 1 : 0;
+    for (int depth = 0; depth <= 4096; ++depth) {
+      DBFS_ASSIGN_OR_RETURN(auto n, Get(dir));
+      if (!n || !n->IsDir()) return false;
+      const size_t j = path.find('/', i);
+      const bool parent = j == std::string_view::npos;
+      if (!permits(*n, parent ? 05 : 01)) return false;
+      if (parent) return true;
+      DBFS_ASSIGN_OR_RETURN(auto child, Entry(dir, path.substr(i, j - i)));
+      if (!child) return false;
+      dir = *child;
+      i = j + 1;
+    }
+    return false;
+  }
 };
 
 using SliceId = std::tuple<uint32_t, uint64_t, uint32_t, uint32_t>;
@@ -292,11 +319,38 @@ Result<std::vector<Change>> DiffStates(StateReader& a, StateReader& b, const Key
   return merged;
 }
 
+// The changes a non-root caller may see (StateReader::Visible): a rename
+// of which only one side is visible shows as that side's removal or
+// addition.
+Result<std::vector<Change>> OnlyVisible(std::vector<Change> in, StateReader& a, StateReader& b,
+                                        const Caller& c) {
+  if (c.uid == 0) return in;
+  std::vector<Change> out;
+  for (Change& ch : in) {
+    bool ok = false;
+    if (ch.kind == Change::Kind::kRemoved) {
+      DBFS_ASSIGN_OR_RETURN(ok, a.Visible(ch.path, c));
+    } else if (ch.kind == Change::Kind::kRenamed) {
+      DBFS_ASSIGN_OR_RETURN(bool from, a.Visible(ch.path, c));
+      DBFS_ASSIGN_OR_RETURN(bool to, b.Visible(ch.new_path, c));
+      ok = from || to;
+      if (from != to) {
+        ch.kind = from ? Change::Kind::kRemoved : Change::Kind::kAdded;
+        if (to) ch.path = std::move(ch.new_path);
+        ch.new_path.clear();
+      }
+    } else {
+      DBFS_ASSIGN_OR_RETURN(ok, b.Visible(ch.path, c));
+    }
+    if (ok) out.push_back(std::move(ch));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<Change>> Engine::Diff(const Caller& c, uint64_t from, uint64_t to,
                                          std::string_view path) {
-  (void)c;
   if (from > to) std::swap(from, to);
   DBFS_ASSIGN_OR_RETURN(auto ta, ReadAt(from));
   DBFS_ASSIGN_OR_RETURN(auto tb, ReadAt(to));
@@ -311,7 +365,8 @@ Result<std::vector<Change>> Engine::Diff(const Caller& c, uint64_t from, uint64_
     return Status::NotFound("the commit log no longer covers csn " + std::to_string(from));
   }
   StateReader a(ta.get()), b(tb.get());
-  return DiffStates(a, b, keys, NormalizePath(path));
+  DBFS_ASSIGN_OR_RETURN(auto changes, DiffStates(a, b, keys, NormalizePath(path)));
+  return OnlyVisible(std::move(changes), a, b, c);
 }
 
 Result<std::vector<Change>> Engine::TxDiff(const Caller& c, uint64_t id, std::string_view path) {
@@ -331,7 +386,6 @@ Result<std::vector<Change>> Engine::TxDiff(const Caller& c, uint64_t id, std::st
 }
 
 Result<std::vector<LogEntry>> Engine::Log(const Caller& c, const LogQuery& q) {
-  (void)c;
   const std::string filter = NormalizePath(q.path);
   const mvcc::Retention ret = store_->retention();
   const mvcc::Csn visible = store_->visible_csn();
@@ -351,6 +405,7 @@ Result<std::vector<LogEntry>> Engine::Log(const Caller& c, const LogQuery& q) {
       if (ta.ok() && tb.ok()) {
         StateReader a(ta->get()), b(tb->get());
         auto ch = DiffStates(a, b, keys, filter);
+        if (ch.ok()) ch = OnlyVisible(std::move(*ch), a, b, c);
         if (!ch.ok()) {
           inner = ch.status();
           return false;
@@ -367,13 +422,20 @@ Result<std::vector<LogEntry>> Engine::Log(const Caller& c, const LogQuery& q) {
       }
       for (uint64_t ino : inos) {
         auto p = s.Path(ino);
+        if (c.uid != 0) {
+          // Unnamed or hidden inodes tell other users nothing.
+          if (!p.ok() || p->empty()) continue;
+          auto v = s.Visible(*p, c);
+          if (!v.ok() || !*v) continue;
+        }
         Change ch;
         ch.kind = Change::Kind::kModified;
         ch.path = p.ok() && !p->empty() ? *p : "<inode " + std::to_string(ino) + ">";
         e.changes.push_back(std::move(ch));
       }
     }
-    if (!filter.empty() && e.changes.empty()) return true;
+    // A non-root caller sees only commits that changed something it may see.
+    if ((!filter.empty() || c.uid != 0) && e.changes.empty()) return true;
     out.push_back(std::move(e));
     return q.limit == 0 || out.size() < q.limit;
   }));

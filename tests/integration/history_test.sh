@@ -189,6 +189,24 @@ setpriv --reuid 65534 --regid 65534 --clear-groups sh -c "echo x > $MNT/nobody_f
 import json,sys; e=json.load(sys.stdin)[0]
 assert e["tx"] > 0 and "sh -c" in e["tx_cmd"] and "bytx" in e["tx_cmd"], e' || die "log does not name the transaction"
 
+log "6b. other users see only what they could reach: log and diff hide private paths"
+nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/ "$@"; }
+echo m >"$MNT/moved-away"
+before_private=$(now_ns)
+mkdir -m 700 "$MNT/private"
+echo s >"$MNT/private/secret-name"
+echo p >"$MNT/public-name"
+mv "$MNT/moved-away" "$MNT/private/moved-in"
+nobody "$DBFS" log --mount "$MNT" --limit 50 >"$T/nlog" || die "log as another user failed"
+nobody "$DBFS" diff "$(at_point "$before_private")" now --mount "$MNT" >"$T/ndiff" || die "diff as another user failed"
+"$DBFS" diff "$(at_point "$before_private")" now --mount "$MNT" >"$T/rdiff" || die "diff as root failed"
+# Root sees everything; the negative control shows the names are there to hide.
+grep -q secret-name "$T/rdiff" && grep -q moved-in "$T/rdiff" || die "root's diff misses the private names: $(cat "$T/rdiff")"
+! grep -qE 'secret-name|moved-in' "$T/nlog" "$T/ndiff" || die "another user sees private names: $(cat "$T/nlog" "$T/ndiff")"
+grep -q public-name "$T/nlog" && grep -q public-name "$T/ndiff" || die "another user misses a public change: $(cat "$T/ndiff")"
+# The rename into the private directory shows as the public name's removal.
+grep -qE '^-[[:space:]]+/moved-away' "$T/ndiff" || die "a rename out of sight is not a removal for another user: $(cat "$T/ndiff")"
+
 log "7. snapshots survive unmount and SIGKILL"
 dbfs_remount
 manifest "$MNT/.dbfs/snapshots/cut1" | diff -u "$T/cut1.before" - >&2 || die "snapshot changed across a remount"
