@@ -619,13 +619,25 @@ Status LocalStore::GcKey(kv::WriteTxn& w, Table t, std::string_view key, const G
   }
   const std::vector<bool> keep = KeptVersions(versions, p.continuous, p.pins);
   size_t kept = 0;
-  for (size_t i = 0; i < versions.size(); ++i) {
-    if (keep[i]) {
-      ++kept;
-      continue;
+  for (bool k : keep) kept += k;
+  if (kept < versions.size()) {
+    // Delete through a cursor walking the same versions again: a cursor
+    // delete stays where it is, a keyed delete would search the tree anew.
+    DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(tbl));
+    DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(VersionKey(key, kMaxCsn)));
+    for (size_t i = 0; i < versions.size() && valid; ++i) {
+      if (c->key().size() != key.size() + kCsnSuffix || VersionLogical(c->key()) != key ||
+          VersionCsn(c->key()) != versions[i].first) {
+        return Status::Corruption("version chain changed under garbage collection");
+      }
+      if (keep[i]) {
+        DBFS_ASSIGN_OR_RETURN(valid, c->Next());
+        continue;
+      }
+      DBFS_RETURN_IF_ERROR(c->DeleteCurrent());
+      gc_dropped_.fetch_add(1, std::memory_order_relaxed);
+      valid = c->Valid();
     }
-    DBFS_RETURN_IF_ERROR(w.Delete(tbl, VersionKey(key, versions[i].first)));
-    gc_dropped_.fetch_add(1, std::memory_order_relaxed);
   }
   *pending = false;
   if (p.without_readers > p.continuous && kept > 1) {
@@ -763,12 +775,13 @@ Status LocalStore::FlushLocked() {
   std::set<std::pair<int, std::string>> pending;
   Status st = env_->Write([&](kv::WriteTxn& w) -> Status {
     pending.clear();
-    std::set<std::pair<int, std::string>> visit;
+    std::vector<std::pair<Csn, bool>> newest_first;
     for (int i = 0; i < kNumTables; ++i) {
       const kv::Table tbl = tables_[i];
       for (const auto& [key, chain] : collected[i]) {
-        // Write the versions GC would keep (the rest would be deleted at once).
-        std::vector<std::pair<Csn, bool>> newest_first;
+        // Write the versions GC would keep (the rest would be deleted at once),
+        // then collect the key's older versions in LMDB.
+        newest_first.clear();
         for (size_t j = chain.size(); j-- > 0;) newest_first.emplace_back(chain[j].csn, !chain[j].value);
         const std::vector<bool> keep =
             KeptVersions(newest_first, policy.continuous, policy.pins, /*complete=*/false);
@@ -776,10 +789,14 @@ Status LocalStore::FlushLocked() {
           if (!keep[chain.size() - 1 - j]) continue;
           DBFS_RETURN_IF_ERROR(w.Put(tbl, VersionKey(key, chain[j].csn), EncodeValue(chain[j].value)));
         }
-        visit.emplace(i, key);
+        bool again = false;
+        DBFS_RETURN_IF_ERROR(GcKey(w, static_cast<Table>(i), key, policy, &again));
+        if (again) pending.emplace(i, key);
       }
     }
-    for (const auto& k : gc_pending_) visit.insert(k);
+    // Keys collected again for other reasons (a GC twice is harmless: the
+    // second finds nothing to drop).
+    std::set<std::pair<int, std::string>> visit(gc_pending_.begin(), gc_pending_.end());
     // States the window no longer covers: the versions their commits
     // superseded may go (the commit log names the keys).
     if (new_horizon > old_horizon) {

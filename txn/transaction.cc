@@ -102,7 +102,7 @@ Result<mvcc::CommitResult> Transaction::Commit(bool durable, Validation v) {
     vs.benign = benign_;
     for (int i = 0; i < mvcc::kNumTables; ++i) {
       for (const auto& kv : writes_[i]) {
-        if (!merged_[i].count(kv.first)) vs.write_keys.push_back({static_cast<Table>(i), kv.first});
+        if (!Merged(i, kv.first)) vs.write_keys.push_back({static_cast<Table>(i), kv.first});
       }
       if (v != Validation::kReadsAndWrites) continue;
       for (const auto& [b, e] : read_ranges_[i]) vs.read_ranges.push_back({static_cast<Table>(i), b, e});
@@ -110,13 +110,16 @@ Result<mvcc::CommitResult> Transaction::Commit(bool durable, Validation v) {
     }
   }
   for (int i = 0; i < mvcc::kNumTables; ++i) {
+    auto* fns = merges_ ? &merges_->fns[i] : nullptr;
     for (auto& [k, val] : writes_[i]) {
-      auto fn = merge_fns_[i].find(k);
-      if (fn != merge_fns_[i].end()) {
-        req.merges.push_back(mvcc::Merge{static_cast<Table>(i), k, std::move(fn->second)});
-      } else {
-        req.writes.push_back(mvcc::Write{static_cast<Table>(i), k, std::move(val)});
+      if (fns) {
+        auto fn = fns->find(k);
+        if (fn != fns->end()) {
+          req.merges.push_back(mvcc::Merge{static_cast<Table>(i), k, std::move(fn->second)});
+          continue;
+        }
       }
+      req.writes.push_back(mvcc::Write{static_cast<Table>(i), k, std::move(val)});
     }
   }
   mvcc::Conflict conflict;

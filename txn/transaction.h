@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -50,20 +51,24 @@ class Transaction {
   }
   // `key` is merged at commit (its final value computed against the latest
   // committed state), so it takes no part in write-write validation.
-  void MergeAtCommit(Table t, std::string key) { merged_[static_cast<int>(t)].insert(std::move(key)); }
+  void MergeAtCommit(Table t, std::string key) { Merges().keys[static_cast<int>(t)].insert(std::move(key)); }
   void ValidateAtCommit(Table t, std::string_view key) {
-    auto& m = merged_[static_cast<int>(t)];
+    if (!merges_) return;
+    auto& m = merges_->keys[static_cast<int>(t)];
     auto it = m.find(key);
     if (it != m.end()) m.erase(it);
-    merge_fns_[static_cast<int>(t)].erase(std::string(key));
+    auto& f = merges_->fns[static_cast<int>(t)];
+    auto fit = f.find(key);
+    if (fit != f.end()) f.erase(fit);
   }
   // At commit, the store computes the committed value of `key` with `fn`
   // from the latest committed value (mvcc::Merge) instead of taking the
   // write set's. Implies MergeAtCommit. The key must be in the write set.
   using MergeFn = decltype(mvcc::Merge::fn);
   void SetMerge(Table t, std::string key, MergeFn fn) {
-    merged_[static_cast<int>(t)].insert(key);
-    merge_fns_[static_cast<int>(t)][std::move(key)] = std::move(fn);
+    MergeState& m = Merges();
+    m.keys[static_cast<int>(t)].insert(key);
+    m.fns[static_cast<int>(t)][std::move(key)] = std::move(fn);
   }
   // Scan without adding the range to the read set (reviewing a transaction's
   // changes must not make it conflict).
@@ -123,8 +128,19 @@ class Transaction {
   std::set<std::string, std::less<>> read_keys_[mvcc::kNumTables];
   std::vector<std::pair<std::string, std::string>> read_ranges_[mvcc::kNumTables];
   std::optional<ConflictKey> conflict_;
-  std::set<std::string, std::less<>> merged_[mvcc::kNumTables];
-  std::map<std::string, MergeFn, std::less<>> merge_fns_[mvcc::kNumTables];
+  // Keys merged at commit and their functions. Few operations merge, so it
+  // is allocated by the first that does: it keeps the Transaction (one per
+  // operation) small enough for malloc's per-thread cache.
+  struct MergeState {
+    std::set<std::string, std::less<>> keys[mvcc::kNumTables];
+    std::map<std::string, MergeFn, std::less<>> fns[mvcc::kNumTables];
+  };
+  MergeState& Merges() {
+    if (!merges_) merges_ = std::make_unique<MergeState>();
+    return *merges_;
+  }
+  bool Merged(int t, std::string_view key) const { return merges_ && merges_->keys[t].count(key) > 0; }
+  std::unique_ptr<MergeState> merges_;
   BenignChange benign_;
   uint64_t data_bytes_ = 0;
   mvcc::CommitMeta meta_;
