@@ -1,7 +1,10 @@
 #include "fuse/tx_binding.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -65,15 +68,18 @@ std::string ReadCmdline(int32_t pid) {
 }
 
 std::string ReadComm(int32_t pid) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-  FILE* f = fopen(path, "re");
-  if (!f) return "";
+  // Called for every committing operation: plain system calls, no stdio.
+  char path[32] = "/proc/";
+  char* end = std::to_chars(path + 6, path + sizeof(path) - 6, pid).ptr;
+  std::memcpy(end, "/comm", 6);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
   char buf[64];
-  size_t n = fread(buf, 1, sizeof(buf), f);
-  fclose(f);
-  std::string s(buf, n);
-  if (!s.empty() && s.back() == '\n') s.pop_back();
+  const ssize_t n = read(fd, buf, sizeof(buf));
+  close(fd);
+  if (n <= 0) return "";
+  std::string s(buf, static_cast<size_t>(n));
+  if (s.back() == '\n') s.pop_back();
   return s;
 }
 

@@ -608,23 +608,20 @@ Status LocalStore::GcKey(kv::WriteTxn& w, Table t, std::string_view key, const G
                          bool* pending) {
   const kv::Table tbl = tables_[static_cast<int>(t)];
   std::vector<std::pair<Csn, bool>> versions;  // newest first: csn, tombstone
-  {
-    DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(tbl));
-    DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(VersionKey(key, kMaxCsn)));
-    while (valid && c->key().size() == key.size() + kCsnSuffix && VersionLogical(c->key()) == key) {
-      versions.emplace_back(VersionCsn(c->key()),
-                            !c->value().empty() && c->value()[0] == kTagTombstone);
-      DBFS_ASSIGN_OR_RETURN(valid, c->Next());
-    }
+  DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(tbl));
+  const std::string first = VersionKey(key, kMaxCsn);
+  DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(first));
+  while (valid && c->key().size() == key.size() + kCsnSuffix && VersionLogical(c->key()) == key) {
+    versions.emplace_back(VersionCsn(c->key()), !c->value().empty() && c->value()[0] == kTagTombstone);
+    DBFS_ASSIGN_OR_RETURN(valid, c->Next());
   }
   const std::vector<bool> keep = KeptVersions(versions, p.continuous, p.pins);
   size_t kept = 0;
   for (bool k : keep) kept += k;
   if (kept < versions.size()) {
-    // Delete through a cursor walking the same versions again: a cursor
-    // delete stays where it is, a keyed delete would search the tree anew.
-    DBFS_ASSIGN_OR_RETURN(auto c, w.NewCursor(tbl));
-    DBFS_ASSIGN_OR_RETURN(bool valid, c->Seek(VersionKey(key, kMaxCsn)));
+    // Delete walking the same versions again: a cursor delete stays where
+    // it is, a keyed delete would search the tree anew.
+    DBFS_ASSIGN_OR_RETURN(valid, c->Seek(first));
     for (size_t i = 0; i < versions.size() && valid; ++i) {
       if (c->key().size() != key.size() + kCsnSuffix || VersionLogical(c->key()) != key ||
           VersionCsn(c->key()) != versions[i].first) {
