@@ -1,7 +1,7 @@
 // dbfs — the user's tool for a mounted DBFS volume.
 //   dbfs tx run [--mount MNT] [--isolation serializable|snapshot] [--lock] [--retries N] [--durable] -- CMD...
 //   eval "$(dbfs tx begin [--lock])"; ...; dbfs tx commit | dbfs tx abort;  dbfs tx status
-//   dbfs stats [--mount MNT]
+//   dbfs stats [--mount MNT] [--json|--prometheus];  dbfs top [--mount MNT] [--interval S] [--iterations N|--once]
 //   dbfs checkpoint [--mount MNT]
 //   dbfs snapshot create|delete NAME; dbfs snapshot list [--json]
 //   dbfs log [PATH] [--since T] [--limit N] [--json] [--all]
@@ -26,6 +26,7 @@
 #include "fuse/control.h"
 #include "tools/lib/control.h"
 #include "tools/lib/history_cli.h"
+#include "tools/lib/top.h"
 
 namespace {
 
@@ -150,6 +151,27 @@ int main(int argc, char** argv) {
 
   auto* stats = app.add_subcommand("stats", "show the daemon's counters (commits, syncs, WAL, GC)");
   stats->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+  bool stats_json = false, stats_prometheus = false;
+  stats->add_flag("--json", stats_json,
+                  "one JSON object: the counters, open transactions, conflicts by reason and "
+                  "latency histograms per operation kind (docs/metrics.md)");
+  stats->add_flag("--prometheus", stats_prometheus,
+                  "the Prometheus text format that -o metrics_port= serves")
+      ->excludes("--json");
+
+  dbfs::cli::TopOptions top_options;
+  bool top_once = false;
+  auto* top = app.add_subcommand(
+      "top", "live view of a busy volume: operations/s and latencies per operation kind, "
+             "transactions, conflicts, lock waits, I/O, WAL and space");
+  top->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+  top->add_option("--interval,-i", top_options.interval_s, "seconds between refreshes (default 1)")
+      ->check(CLI::Range(0.05, 3600.0));
+  top->add_option("--iterations,-n", top_options.iterations,
+                  "refreshes before exiting (default: until interrupted on a terminal, 1 "
+                  "otherwise)")
+      ->check(CLI::NonNegativeNumber);
+  top->add_flag("--once", top_once, "print one table (after one interval) and exit");
 
   auto* checkpoint = app.add_subcommand(
       "checkpoint", "flush to LMDB, move live file data out of old WAL segments and delete the "
@@ -329,7 +351,17 @@ int main(int argc, char** argv) {
     std::fwrite(r->data(), 1, r->size(), stdout);
     return 0;
   };
-  if (*stats) return request(std::string(dbfs::fuse::kStatsXattr));
+  if (*stats) {
+    return request(std::string(stats_json         ? dbfs::fuse::kStatsJsonXattr
+                               : stats_prometheus ? dbfs::fuse::kStatsPrometheusXattr
+                                                  : dbfs::fuse::kStatsXattr));
+  }
+  if (*top) {
+    top_options.terminal = isatty(STDOUT_FILENO) != 0;
+    if (top_once) top_options.iterations = 1;
+    if (top_options.iterations == 0 && !top_options.terminal) top_options.iterations = 1;
+    return dbfs::cli::Top(mount, top_options);
+  }
   if (*checkpoint) return request(std::string(dbfs::fuse::kCheckpointXattr));
   if (*status) return request("dbfs.tx.status");
   if (*run) return TxRun(mount, isolation, lock, retries, durable, keep, cmd);

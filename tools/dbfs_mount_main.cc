@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
                  "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
                  "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS, "
                  "direct_io, tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t], checkpoint_mb=N, "
-                 "checkpoint_interval=SECONDS, wal_segment_mb=N, runtime_dir=DIR (Elle socket and token; "
+                 "checkpoint_interval=SECONDS, wal_segment_mb=N, metrics_port=PORT (Prometheus text at "
+                 "http://127.0.0.1:PORT/metrics), runtime_dir=DIR (Elle socket and token; "
                  "default /run/dbfs/VOLUME-HASH for root, $XDG_RUNTIME_DIR/dbfs/... otherwise), dev, nodev, suid, nosuid, exec, "
                  "noexec (root mounts default to dev,suid like mount(8); other users get "
                  "nodev,nosuid) (other generic mount(8) options such as auto are ignored)")

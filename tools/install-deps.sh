@@ -30,6 +30,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev googletest
   attr git sqlite3 tar diffutils procps psmisc util-linux python3 ca-certificates
+  curl  # the metrics test scrapes the endpoint
 )
 if ((cluster)); then
   packages+=(

@@ -18,6 +18,7 @@
 #include "elle/server.h"
 #include "fs/runtime_dir.h"
 #include "fs/filesystem.h"
+#include "tools/lib/metrics_server.h"
 
 namespace dbfs {
 
@@ -81,6 +82,17 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       s = elle.TakeStatus();
     } else {
       fuse::Adapter adapter(fs.get(), o.cache);
+      // -o metrics_port=: Prometheus text on loopback while the session runs.
+      std::unique_ptr<MetricsServer> metrics;
+      if (o.metrics_port != 0) {
+        auto started = MetricsServer::Start(o.metrics_port,
+                                            [&adapter] { return adapter.control().Prometheus(); });
+        if (started.ok()) {
+          metrics = std::move(started).value();
+        } else {
+          s = started.TakeStatus();
+        }
+      }
       fuse::SessionOptions so;
       so.source = o.volume;
       so.mountpoint = o.mountpoint;
@@ -95,7 +107,8 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       so.suid = o.suid.value_or(geteuid() == 0);
       so.noexec = o.noexec;
       so.read_only = o.fs.read_only;
-      s = fuse::ServeSession(so, &adapter, report);
+      if (s.ok()) s = fuse::ServeSession(so, &adapter, report);
+      if (metrics) metrics->Stop();
       (*elle)->Stop();
     }
   }

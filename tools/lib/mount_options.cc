@@ -230,13 +230,13 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.history_window_s));
     } else if (key == "tx_keep_timeout" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.tx_keep_timeout_s));
-    } else if (key == "elle_port" && has_value) {
+    } else if ((key == "elle_port" || key == "metrics_port") && has_value) {
       uint64_t port = 0;
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
       if (port == 0 || port > 65535) {
-        return Status::Invalid(fmt::format("mount option elle_port: '{}' is not a port", value));
+        return Status::Invalid(fmt::format("mount option {}: '{}' is not a port", key, value));
       }
-      out->elle_port = static_cast<int>(port);
+      (key == "elle_port" ? out->elle_port : out->metrics_port) = static_cast<int>(port);
     } else if (key == "elle_weaken") {
       // Test-only negative control: "elle_weaken" or "elle_weaken=1".
       if (has_value && value != "1" && value != "0") {
@@ -248,7 +248,7 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
           "unknown mount option '{}' (known: ro, rw, remount, sync, noatime, log_level=, allow_other, "
           "dev, nodev, suid, nosuid, exec, noexec, default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
           "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
-          "runtime_dir=, history=, tx_keep_timeout=, elle_port=)",
+          "runtime_dir=, history=, tx_keep_timeout=, metrics_port=, elle_port=)",
           item));
     }
   }
