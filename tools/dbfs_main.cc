@@ -24,6 +24,7 @@
 #include "elle/cli.h"
 #include "elle/runner.h"
 #include "fuse/control.h"
+#include "libdbfs/dbfs.h"
 #include "tools/lib/control.h"
 #include "tools/lib/history_cli.h"
 #include "tools/lib/top.h"
@@ -43,24 +44,35 @@ std::string MountOrDefault(const std::string& mount) {
   return m.ok() ? *m : std::string();
 }
 
-// The begin command: dbfs.tx.begin:PID:ISOLATION[:lock][:cmd=CMD].
-std::string BeginCommand(pid_t pid, const std::string& isolation, bool lock,
-                         const std::vector<std::string>& cmd = {}) {
-  std::string c = "dbfs.tx.begin:" + std::to_string(pid) + ":" + isolation + (lock ? ":lock" : "");
-  if (!cmd.empty()) {
-    std::string line;
-    for (const auto& a : cmd) line += (line.empty() ? "" : " ") + a;
-    if (line.size() > 120) line.resize(120);  // an xattr name holds at most 255 bytes
-    c += ":cmd=" + dbfs::cli::PointArg(line);
-  }
-  return c;
+// A libdbfs transaction handle, freed on scope exit.
+struct TxHandle {
+  dbfs_tx* tx = nullptr;
+  TxHandle() = default;
+  TxHandle(const TxHandle&) = delete;
+  TxHandle& operator=(const TxHandle&) = delete;
+  ~TxHandle() { dbfs_tx_free(tx); }
+};
+
+unsigned BeginFlags(const std::string& isolation, bool lock) {
+  return (isolation == "snapshot" ? DBFS_TX_SNAPSHOT : 0u) | (lock ? DBFS_TX_LOCK : 0u);
 }
 
-// A commit or abort reply "deadlock WHY": the daemon rolled the transaction
-// back as a deadlock victim (--lock), which counts as a conflict (exit 75).
-bool IsDeadlock(const std::string& reply) { return reply.rfind("deadlock ", 0) == 0; }
-int ReportDeadlock(const std::string& reply) {
-  std::fprintf(stderr, "dbfs: transaction rolled back: %s\n", reply.substr(9).c_str());
+std::string LibError(int rc, const dbfs_tx* tx = nullptr) {
+  std::string m = rc == DBFS_ESYSTEM ? std::string(strerror(errno)) : dbfs_strerror(rc);
+  if (tx != nullptr && *dbfs_tx_detail(tx) != '\0' && rc != DBFS_ESYSTEM) {
+    m += std::string(" (") + dbfs_tx_detail(tx) + ")";
+  }
+  return m;
+}
+
+// After a commit or abort: the transaction was a deadlock victim (--lock),
+// which counts as a conflict (exit 75), or lost a conflict.
+int ReportConflict(int rc, const dbfs_tx* tx) {
+  if (rc == DBFS_EDEADLOCK) {
+    std::fprintf(stderr, "dbfs: transaction rolled back: %s\n", dbfs_tx_detail(tx));
+  } else {
+    std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", dbfs_tx_detail(tx));
+  }
   return kExitConflict;
 }
 
@@ -85,12 +97,16 @@ int TxRun(const std::string& mount, const std::string& isolation, bool lock, int
       _exit(127);
     }
     close(go[0]);
-    auto id = dbfs::ControlRequest(mount, BeginCommand(child, isolation, lock, cmd));
-    if (!id.ok()) {
+    std::string line;
+    for (const auto& a : cmd) line += (line.empty() ? "" : " ") + a;
+    TxHandle h;
+    const int began =
+        dbfs_tx_begin_pid(mount.c_str(), child, BeginFlags(isolation, lock), line.c_str(), &h.tx);
+    if (began != DBFS_OK) {
       kill(child, SIGKILL);
       close(go[1]);
       waitpid(child, nullptr, 0);
-      return Fail("cannot begin a transaction on " + mount + ": " + id.status().ToString());
+      return Fail("cannot begin a transaction on " + mount + ": " + LibError(began));
     }
     if (write(go[1], "g", 1) != 1) {
       kill(child, SIGKILL);
@@ -109,36 +125,32 @@ int TxRun(const std::string& mount, const std::string& isolation, bool lock, int
     const bool exited = si.si_code == CLD_EXITED;
     const bool success = exited && si.si_status == 0;
     if (!success) {
-      auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + *id);
+      const int r = dbfs_tx_abort(h.tx);
       reap();
-      if (!r.ok()) std::fprintf(stderr, "dbfs: abort failed: %s\n", r.status().ToString().c_str());
+      if (r != DBFS_OK && r != DBFS_EDEADLOCK) {
+        std::fprintf(stderr, "dbfs: abort failed: %s\n", LibError(r, h.tx).c_str());
+      }
       // CMD most likely failed because its transaction was a deadlock victim.
-      if (r.ok() && IsDeadlock(*r)) {
+      if (r == DBFS_EDEADLOCK) {
         if (attempt < retries) continue;
-        return ReportDeadlock(*r);
+        return ReportConflict(r, h.tx);
       }
       return exited ? si.si_status : 128 + si.si_status;
     }
     if (keep) {
       // Left open for review: dbfs tx diff / commit / abort ID.
-      const int rc = dbfs::cli::KeepTx(mount, *id);
+      const int rc = dbfs::cli::KeepTx(mount, dbfs_tx_id(h.tx));
       reap();
       return rc;
     }
-    auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + *id + (durable ? ":durable" : ""));
+    const int r = dbfs_tx_commit(h.tx, durable ? DBFS_TX_DURABLE : 0u);
     reap();
-    if (!r.ok()) return Fail("commit failed: " + r.status().ToString());
-    if (r->rfind("ok", 0) == 0) return 0;
-    if (IsDeadlock(*r)) {
+    if (r == DBFS_OK) return 0;
+    if (r == DBFS_ECONFLICT || r == DBFS_EDEADLOCK) {
       if (attempt < retries) continue;
-      return ReportDeadlock(*r);
+      return ReportConflict(r, h.tx);
     }
-    if (r->rfind("conflict ", 0) == 0) {
-      if (attempt < retries) continue;
-      std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
-      return kExitConflict;
-    }
-    return Fail("unexpected commit reply: " + *r);
+    return Fail("commit failed: " + LibError(r, h.tx));
   }
 }
 
@@ -390,30 +402,33 @@ int main(int argc, char** argv) {
   if (*revert) return dbfs::cli::Revert(mount, csn, undo_keep);
   if (*begin) {
     // The transaction belongs to the shell that evals our output: our parent.
-    auto r = dbfs::ControlRequest(mount, BeginCommand(getppid(), isolation, lock));
-    if (!r.ok()) return Fail("cannot begin: " + r.status().ToString());
-    std::printf("export DBFS_TX=%s DBFS_TX_MOUNT='%s'\n", r->c_str(), mount.c_str());
+    TxHandle h;
+    const int rc =
+        dbfs_tx_begin_pid(mount.c_str(), getppid(), BeginFlags(isolation, lock), nullptr, &h.tx);
+    if (rc != DBFS_OK) return Fail("cannot begin: " + LibError(rc));
+    std::printf("export DBFS_TX=%s DBFS_TX_MOUNT='%s'\n", dbfs_tx_id(h.tx), dbfs_tx_mount(h.tx));
     return 0;
   }
   if (id.empty() && getenv("DBFS_TX")) id = getenv("DBFS_TX");
   if (id.empty()) return Fail("no transaction: give --id or run eval \"$(dbfs tx begin)\" first");
   if (*txdiff) return dbfs::cli::TxDiff(mount, id, path, stat);
+  TxHandle h;
+  if (int rc = dbfs_tx_open(mount.c_str(), id.c_str(), &h.tx); rc != DBFS_OK) {
+    return Fail("transaction " + id + ": " + LibError(rc));
+  }
   if (*commit) {
-    auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + id + (durable ? ":durable" : ""));
-    if (!r.ok()) return Fail("commit failed: " + r.status().ToString());
-    if (r->rfind("conflict ", 0) == 0) {
-      std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
-      return kExitConflict;
-    }
-    if (IsDeadlock(*r)) return ReportDeadlock(*r);
+    const int r = dbfs_tx_commit(h.tx, durable ? DBFS_TX_DURABLE : 0u);
+    if (r == DBFS_ECONFLICT || r == DBFS_EDEADLOCK) return ReportConflict(r, h.tx);
+    if (r != DBFS_OK) return Fail("commit failed: " + LibError(r, h.tx));
     return 0;
   }
   if (*abort_cmd) {
-    auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + id);
-    if (!r.ok()) return Fail("abort failed: " + r.status().ToString());
-    if (IsDeadlock(*r)) {
+    const int r = dbfs_tx_abort(h.tx);
+    if (r == DBFS_EDEADLOCK) {
       std::fprintf(stderr, "dbfs: the transaction had already been rolled back: %s\n",
-                   r->substr(9).c_str());
+                   dbfs_tx_detail(h.tx));
+    } else if (r != DBFS_OK) {
+      return Fail("abort failed: " + LibError(r, h.tx));
     }
     return 0;
   }

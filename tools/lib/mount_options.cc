@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "libdbfs/mountinfo.h"
+
 namespace dbfs {
 
 namespace {
@@ -115,23 +117,6 @@ Status CheckDirectory(std::string_view what, std::string* path) {
   }
   *path = abs;
   return Status::Ok();
-}
-
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountInfo(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      const char a = s[i + 1], b = s[i + 2], c = s[i + 3];
-      if (a >= '0' && a <= '7' && b >= '0' && b <= '7' && c >= '0' && c <= '7') {
-        out.push_back(static_cast<char>((a - '0') * 64 + (b - '0') * 8 + (c - '0')));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
 }
 
 }  // namespace
