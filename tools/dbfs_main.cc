@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <future>
+#include <thread>
 #include <cstdio>
 #include <iostream>
 #include <cstdlib>
@@ -374,7 +377,25 @@ int main(int argc, char** argv) {
     if (top_options.iterations == 0 && !top_options.terminal) top_options.iterations = 1;
     return dbfs::cli::Top(mount, top_options);
   }
-  if (*checkpoint) return request(std::string(dbfs::fuse::kCheckpointXattr));
+  if (*checkpoint) {
+    // A checkpoint may take a while: on a terminal, show that it runs (one
+    // self-overwriting line on stderr); in a pipe, print only the report.
+    if (!isatty(STDERR_FILENO)) return request(std::string(dbfs::fuse::kCheckpointXattr));
+    std::promise<dbfs::Result<std::string>> done;
+    auto reply = done.get_future();
+    std::thread worker([&] { done.set_value(dbfs::ControlRequest(mount, std::string(dbfs::fuse::kCheckpointXattr))); });
+    const auto start = std::chrono::steady_clock::now();
+    while (reply.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      std::fprintf(stderr, "\r\033[Kdbfs checkpoint: running, %.1f s",
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    worker.join();
+    std::fprintf(stderr, "\r\033[K");
+    auto r = reply.get();
+    if (!r.ok()) return Fail(r.status().ToString());
+    std::fwrite(r->data(), 1, r->size(), stdout);
+    return 0;
+  }
   if (*status) return request("dbfs.tx.status");
   if (*run) return TxRun(mount, isolation, lock, retries, durable, keep, cmd);
   if (*screate) return dbfs::cli::SnapshotCreate(mount, name);

@@ -121,6 +121,14 @@ Status CheckDirectory(std::string_view what, std::string* path) {
 
 }  // namespace
 
+const std::string_view kMountOptionNames[] = {
+    "ro", "rw", "remount", "sync", "noatime", "log_level=", "log=", "allow_other",
+    "default_permissions", "no_default_permissions", "dev", "nodev", "suid", "nosuid", "exec",
+    "noexec", "entry_timeout=", "attr_timeout=", "direct_io", "tx_timeout=", "tx_max_bytes=",
+    "checkpoint_mb=", "checkpoint_interval=", "wal_segment_mb=", "runtime_dir=", "history=",
+    "tx_keep_timeout=", "metrics_port=", "elle_port=", "elle_weaken"};
+const size_t kMountOptionCount = std::size(kMountOptionNames);
+
 Status ParseMountOptions(std::string_view list, MountOptions* out) {
   while (!list.empty()) {
     const size_t comma = list.find(',');
@@ -211,6 +219,13 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
         return Status::Invalid("mount option runtime_dir: an absolute path is needed");
       }
       out->runtime_dir = std::string(value);
+    } else if (key == "log" && has_value) {
+      if (value != "syslog" && value != "stderr" &&
+          !(value.starts_with("file:/") && value.size() > 6)) {
+        return Status::Invalid(fmt::format(
+            "mount option log: '{}' is not syslog, stderr or file:/ABSOLUTE/PATH", value));
+      }
+      out->log = std::string(value);
     } else if (key == "history" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.history_window_s));
     } else if (key == "tx_keep_timeout" && has_value) {
@@ -229,12 +244,11 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       }
       out->elle_weaken = !has_value || value == "1";
     } else {
-      return Status::Invalid(fmt::format(
-          "unknown mount option '{}' (known: ro, rw, remount, sync, noatime, log_level=, allow_other, "
-          "dev, nodev, suid, nosuid, exec, noexec, default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
-          "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
-          "runtime_dir=, history=, tx_keep_timeout=, metrics_port=, elle_port=)",
-          item));
+      std::string known;
+      for (std::string_view n : kMountOptionNames) {
+        known += fmt::format("{}{}", known.empty() ? "" : ", ", n);
+      }
+      return Status::Invalid(fmt::format("unknown mount option '{}' (known: {})", item, known));
     }
   }
   return Status::Ok();
