@@ -17,6 +17,7 @@ check_tree() {  # check_tree ROOT PREFIX HELPER_DIR PYTHON_DIR
   for f in bin/dbfs bin/dbfs-mount sbin/mkfs.dbfs sbin/fsck.dbfs; do
     [ -x "$root$prefix/$f" ] || die "$prefix/$f is not installed"
   done
+  [ "$(readlink "$root$prefix/sbin/fsck.fuse.dbfs")" = fsck.dbfs ] || die "fsck.fuse.dbfs missing"
   for f in mount.dbfs mount.fuse.dbfs; do
     [ "$(readlink "$root$helpers/$f")" = "$prefix/bin/dbfs-mount" ] ||
       die "$helpers/$f is not a link to $prefix/bin/dbfs-mount"
