@@ -111,6 +111,13 @@ awk '$1 == "fuse_write" && $2 > 0 { found = 1 } END { exit !found }' "$T/top.txt
   die "dbfs top shows no fuse_write rate: $(cat "$T/top.txt")"
 grep -q '^transactions: 0 open' "$T/top.txt" || die "dbfs top: no transactions line"
 grep -q '^OPERATION' <<<"$("$DBFS" top --mount "$MNT" --once --interval 0.1)" || die "dbfs top --once"
+# On a terminal (script(1) gives it one) it redraws the screen in place.
+if command -v script >/dev/null 2>&1; then
+  script -qec "$DBFS top --mount $MNT --interval 0.1 --iterations 2" /dev/null >"$T/top.tty" ||
+    die "dbfs top on a terminal failed"
+  [ "$(grep -o $'\033\\[H\033\\[2J' "$T/top.tty" | wc -l)" = 2 ] ||
+    die "dbfs top did not redraw twice on a terminal: $(cat -v "$T/top.tty" | head -5)"
+fi
 
 # A port that is taken: the mount fails and says why.
 python3 -c 'import socket, sys, time
