@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fs/inode_format.h"
+#include "kvstore/metrics.h"
 
 namespace dbfs {
 
@@ -126,6 +127,8 @@ void Checkpointer::Loop(uint64_t every_bytes, std::chrono::seconds interval) {
 
 Result<CheckpointReport> Checkpointer::Run() {
   std::lock_guard g(run_mu_);
+  static metrics::Histogram& latency = metrics::Histogram::Named("checkpoint");
+  metrics::ScopedTimer timer(latency);
   auto r = RunLocked();
   if (r.ok()) {
     std::lock_guard s(mu_);

@@ -10,6 +10,7 @@
 #include "fs/checkpoint.h"
 #include "fs/stats.h"
 #include "fuse/history_control.h"
+#include "fuse/metrics_export.h"
 
 namespace dbfs::fuse {
 
@@ -60,6 +61,10 @@ Result<std::string> ControlChannel::Handle(const Caller& c, std::string_view nam
     }
   }
   if (name == kStatsXattr) return Stats();
+  if (name == kStatsPrometheusXattr) return Page(c, Prometheus());
+  if (name == kStatsJsonXattr) {
+    return Page(c, MetricsJson(ParseStatsText(Stats()), fs_->ListTx().size()));
+  }
   if (name == kTxStatusXattr) return TxStatus();
   if (name == kCheckpointXattr) {
     // Root only: it rewrites data and may take a while.
@@ -113,6 +118,10 @@ std::string ControlChannel::Stats() {
   line("tx_aborts_root_gone", bindings_->root_gone_aborts());
   if (extra_) extra_(&out);
   return out;
+}
+
+std::string ControlChannel::Prometheus() {
+  return PrometheusText(ParseStatsText(Stats()), fs_->ListTx().size());
 }
 
 std::string ControlChannel::TxStatus() {

@@ -6,6 +6,7 @@
 // run a command twice.
 //
 //   dbfs.stats                                        "name value" lines
+//   dbfs.stats.json, dbfs.stats.prometheus            with latency histograms (docs/metrics.md)
 //   dbfs.checkpoint                                   (root only) the report, "name value" lines
 //   dbfs.tx.begin:PID[:serializable|snapshot][:lock][:cmd=CMD]  -> "ID"; binds PID's process tree
 //   dbfs.tx.commit:ID[:durable]                       -> "ok CSN" | "conflict PATH" | "deadlock
@@ -35,6 +36,9 @@ namespace dbfs::fuse {
 
 inline constexpr std::string_view kControlPrefix = "dbfs.";
 inline constexpr std::string_view kStatsXattr = "dbfs.stats";
+// The same counters with the latency histograms (fuse/metrics_export.h).
+inline constexpr std::string_view kStatsJsonXattr = "dbfs.stats.json";
+inline constexpr std::string_view kStatsPrometheusXattr = "dbfs.stats.prometheus";
 inline constexpr std::string_view kCheckpointXattr = "dbfs.checkpoint";
 inline constexpr std::string_view kTxStatusXattr = "dbfs.tx.status";
 inline constexpr std::string_view kTxBeginPrefix = "dbfs.tx.begin:";
@@ -61,6 +65,8 @@ class ControlChannel {
   // Runs the request `name` for caller `c` (c.tx: the caller's transaction,
   // as the bindings resolved it). kNoData for an unknown command.
   Result<std::string> Handle(const Caller& c, std::string_view name);
+  // The metrics in Prometheus text format (also served by -o metrics_port=).
+  std::string Prometheus();
 
  private:
   std::string Stats();

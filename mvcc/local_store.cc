@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "kvstore/metrics.h"
 #include "mvcc/history_records.h"
 #include "mvcc/superblock.h"
 #include "wal/reader.h"
@@ -531,6 +532,8 @@ Status LocalStore::Validate(const ValidationSet& v, Conflict* conflict) {
 
 Result<CommitResult> LocalStore::Commit(CommitRequest req, Conflict* conflict) {
   if (!wal_) return Status::ReadOnly("volume opened read-only");
+  static metrics::Histogram& latency = metrics::Histogram::Named("commit");
+  metrics::ScopedTimer timer(latency);
   DBFS_RETURN_IF_ERROR(health());
   std::vector<Write>& writes = req.writes;
   // Without merges the redo is known now: encode it outside the mutex.
@@ -714,6 +717,8 @@ Result<Csn> LocalStore::LoggedCsnAtOrBefore(uint64_t time_ns) {
 }
 
 Status LocalStore::FlushLocked() {
+  static metrics::Histogram& latency = metrics::Histogram::Named("lmdb_flush");
+  metrics::ScopedTimer timer(latency);
   Csn upto;
   wal::Lsn upto_lsn;
   {

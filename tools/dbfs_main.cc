@@ -1,7 +1,7 @@
 // dbfs — the user's tool for a mounted DBFS volume.
 //   dbfs tx run [--mount MNT] [--isolation serializable|snapshot] [--lock] [--retries N] [--durable] -- CMD...
 //   eval "$(dbfs tx begin [--lock])"; ...; dbfs tx commit | dbfs tx abort;  dbfs tx status
-//   dbfs stats [--mount MNT]
+//   dbfs stats [--mount MNT] [--json|--prometheus];  dbfs top [--mount MNT] [--interval S] [--iterations N|--once]
 //   dbfs checkpoint [--mount MNT]
 //   dbfs snapshot create|delete NAME; dbfs snapshot list [--json]
 //   dbfs log [PATH] [--since T] [--limit N] [--json] [--all]
@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <future>
+#include <thread>
 #include <cstdio>
 #include <iostream>
 #include <cstdlib>
@@ -24,8 +27,10 @@
 #include "elle/cli.h"
 #include "elle/runner.h"
 #include "fuse/control.h"
+#include "libdbfs/dbfs.h"
 #include "tools/lib/control.h"
 #include "tools/lib/history_cli.h"
+#include "tools/lib/top.h"
 
 namespace {
 
@@ -42,24 +47,35 @@ std::string MountOrDefault(const std::string& mount) {
   return m.ok() ? *m : std::string();
 }
 
-// The begin command: dbfs.tx.begin:PID:ISOLATION[:lock][:cmd=CMD].
-std::string BeginCommand(pid_t pid, const std::string& isolation, bool lock,
-                         const std::vector<std::string>& cmd = {}) {
-  std::string c = "dbfs.tx.begin:" + std::to_string(pid) + ":" + isolation + (lock ? ":lock" : "");
-  if (!cmd.empty()) {
-    std::string line;
-    for (const auto& a : cmd) line += (line.empty() ? "" : " ") + a;
-    if (line.size() > 120) line.resize(120);  // an xattr name holds at most 255 bytes
-    c += ":cmd=" + dbfs::cli::PointArg(line);
-  }
-  return c;
+// A libdbfs transaction handle, freed on scope exit.
+struct TxHandle {
+  dbfs_tx* tx = nullptr;
+  TxHandle() = default;
+  TxHandle(const TxHandle&) = delete;
+  TxHandle& operator=(const TxHandle&) = delete;
+  ~TxHandle() { dbfs_tx_free(tx); }
+};
+
+unsigned BeginFlags(const std::string& isolation, bool lock) {
+  return (isolation == "snapshot" ? DBFS_TX_SNAPSHOT : 0u) | (lock ? DBFS_TX_LOCK : 0u);
 }
 
-// A commit or abort reply "deadlock WHY": the daemon rolled the transaction
-// back as a deadlock victim (--lock), which counts as a conflict (exit 75).
-bool IsDeadlock(const std::string& reply) { return reply.rfind("deadlock ", 0) == 0; }
-int ReportDeadlock(const std::string& reply) {
-  std::fprintf(stderr, "dbfs: transaction rolled back: %s\n", reply.substr(9).c_str());
+std::string LibError(int rc, const dbfs_tx* tx = nullptr) {
+  std::string m = rc == DBFS_ESYSTEM ? std::string(strerror(errno)) : dbfs_strerror(rc);
+  if (tx != nullptr && *dbfs_tx_detail(tx) != '\0' && rc != DBFS_ESYSTEM) {
+    m += std::string(" (") + dbfs_tx_detail(tx) + ")";
+  }
+  return m;
+}
+
+// After a commit or abort: the transaction was a deadlock victim (--lock),
+// which counts as a conflict (exit 75), or lost a conflict.
+int ReportConflict(int rc, const dbfs_tx* tx) {
+  if (rc == DBFS_EDEADLOCK) {
+    std::fprintf(stderr, "dbfs: transaction rolled back: %s\n", dbfs_tx_detail(tx));
+  } else {
+    std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", dbfs_tx_detail(tx));
+  }
   return kExitConflict;
 }
 
@@ -84,12 +100,16 @@ int TxRun(const std::string& mount, const std::string& isolation, bool lock, int
       _exit(127);
     }
     close(go[0]);
-    auto id = dbfs::ControlRequest(mount, BeginCommand(child, isolation, lock, cmd));
-    if (!id.ok()) {
+    std::string line;
+    for (const auto& a : cmd) line += (line.empty() ? "" : " ") + a;
+    TxHandle h;
+    const int began =
+        dbfs_tx_begin_pid(mount.c_str(), child, BeginFlags(isolation, lock), line.c_str(), &h.tx);
+    if (began != DBFS_OK) {
       kill(child, SIGKILL);
       close(go[1]);
       waitpid(child, nullptr, 0);
-      return Fail("cannot begin a transaction on " + mount + ": " + id.status().ToString());
+      return Fail("cannot begin a transaction on " + mount + ": " + LibError(began));
     }
     if (write(go[1], "g", 1) != 1) {
       kill(child, SIGKILL);
@@ -108,36 +128,32 @@ int TxRun(const std::string& mount, const std::string& isolation, bool lock, int
     const bool exited = si.si_code == CLD_EXITED;
     const bool success = exited && si.si_status == 0;
     if (!success) {
-      auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + *id);
+      const int r = dbfs_tx_abort(h.tx);
       reap();
-      if (!r.ok()) std::fprintf(stderr, "dbfs: abort failed: %s\n", r.status().ToString().c_str());
+      if (r != DBFS_OK && r != DBFS_EDEADLOCK) {
+        std::fprintf(stderr, "dbfs: abort failed: %s\n", LibError(r, h.tx).c_str());
+      }
       // CMD most likely failed because its transaction was a deadlock victim.
-      if (r.ok() && IsDeadlock(*r)) {
+      if (r == DBFS_EDEADLOCK) {
         if (attempt < retries) continue;
-        return ReportDeadlock(*r);
+        return ReportConflict(r, h.tx);
       }
       return exited ? si.si_status : 128 + si.si_status;
     }
     if (keep) {
       // Left open for review: dbfs tx diff / commit / abort ID.
-      const int rc = dbfs::cli::KeepTx(mount, *id);
+      const int rc = dbfs::cli::KeepTx(mount, dbfs_tx_id(h.tx));
       reap();
       return rc;
     }
-    auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + *id + (durable ? ":durable" : ""));
+    const int r = dbfs_tx_commit(h.tx, durable ? DBFS_TX_DURABLE : 0u);
     reap();
-    if (!r.ok()) return Fail("commit failed: " + r.status().ToString());
-    if (r->rfind("ok", 0) == 0) return 0;
-    if (IsDeadlock(*r)) {
+    if (r == DBFS_OK) return 0;
+    if (r == DBFS_ECONFLICT || r == DBFS_EDEADLOCK) {
       if (attempt < retries) continue;
-      return ReportDeadlock(*r);
+      return ReportConflict(r, h.tx);
     }
-    if (r->rfind("conflict ", 0) == 0) {
-      if (attempt < retries) continue;
-      std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
-      return kExitConflict;
-    }
-    return Fail("unexpected commit reply: " + *r);
+    return Fail("commit failed: " + LibError(r, h.tx));
   }
 }
 
@@ -150,6 +166,27 @@ int main(int argc, char** argv) {
 
   auto* stats = app.add_subcommand("stats", "show the daemon's counters (commits, syncs, WAL, GC)");
   stats->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+  bool stats_json = false, stats_prometheus = false;
+  stats->add_flag("--json", stats_json,
+                  "one JSON object: the counters, open transactions, conflicts by reason and "
+                  "latency histograms per operation kind (docs/metrics.md)");
+  stats->add_flag("--prometheus", stats_prometheus,
+                  "the Prometheus text format that -o metrics_port= serves")
+      ->excludes("--json");
+
+  dbfs::cli::TopOptions top_options;
+  bool top_once = false;
+  auto* top = app.add_subcommand(
+      "top", "live view of a busy volume: operations/s and latencies per operation kind, "
+             "transactions, conflicts, lock waits, I/O, WAL and space");
+  top->add_option("--mount,-m", mount, "DBFS mount point (default: the one containing .)");
+  top->add_option("--interval,-i", top_options.interval_s, "seconds between refreshes (default 1)")
+      ->check(CLI::Range(0.05, 3600.0));
+  top->add_option("--iterations,-n", top_options.iterations,
+                  "refreshes before exiting (default: until interrupted on a terminal, 1 "
+                  "otherwise)")
+      ->check(CLI::NonNegativeNumber);
+  top->add_flag("--once", top_once, "print one table (after one interval) and exit");
 
   auto* checkpoint = app.add_subcommand(
       "checkpoint", "flush to LMDB, move live file data out of old WAL segments and delete the "
@@ -329,8 +366,36 @@ int main(int argc, char** argv) {
     std::fwrite(r->data(), 1, r->size(), stdout);
     return 0;
   };
-  if (*stats) return request(std::string(dbfs::fuse::kStatsXattr));
-  if (*checkpoint) return request(std::string(dbfs::fuse::kCheckpointXattr));
+  if (*stats) {
+    return request(std::string(stats_json         ? dbfs::fuse::kStatsJsonXattr
+                               : stats_prometheus ? dbfs::fuse::kStatsPrometheusXattr
+                                                  : dbfs::fuse::kStatsXattr));
+  }
+  if (*top) {
+    top_options.terminal = isatty(STDOUT_FILENO) != 0;
+    if (top_once) top_options.iterations = 1;
+    if (top_options.iterations == 0 && !top_options.terminal) top_options.iterations = 1;
+    return dbfs::cli::Top(mount, top_options);
+  }
+  if (*checkpoint) {
+    // A checkpoint may take a while: on a terminal, show that it runs (one
+    // self-overwriting line on stderr); in a pipe, print only the report.
+    if (!isatty(STDERR_FILENO)) return request(std::string(dbfs::fuse::kCheckpointXattr));
+    std::promise<dbfs::Result<std::string>> done;
+    auto reply = done.get_future();
+    std::thread worker([&] { done.set_value(dbfs::ControlRequest(mount, std::string(dbfs::fuse::kCheckpointXattr))); });
+    const auto start = std::chrono::steady_clock::now();
+    while (reply.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      std::fprintf(stderr, "\r\033[Kdbfs checkpoint: running, %.1f s",
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    worker.join();
+    std::fprintf(stderr, "\r\033[K");
+    auto r = reply.get();
+    if (!r.ok()) return Fail(r.status().ToString());
+    std::fwrite(r->data(), 1, r->size(), stdout);
+    return 0;
+  }
   if (*status) return request("dbfs.tx.status");
   if (*run) return TxRun(mount, isolation, lock, retries, durable, keep, cmd);
   if (*screate) return dbfs::cli::SnapshotCreate(mount, name);
@@ -358,30 +423,33 @@ int main(int argc, char** argv) {
   if (*revert) return dbfs::cli::Revert(mount, csn, undo_keep);
   if (*begin) {
     // The transaction belongs to the shell that evals our output: our parent.
-    auto r = dbfs::ControlRequest(mount, BeginCommand(getppid(), isolation, lock));
-    if (!r.ok()) return Fail("cannot begin: " + r.status().ToString());
-    std::printf("export DBFS_TX=%s DBFS_TX_MOUNT='%s'\n", r->c_str(), mount.c_str());
+    TxHandle h;
+    const int rc =
+        dbfs_tx_begin_pid(mount.c_str(), getppid(), BeginFlags(isolation, lock), nullptr, &h.tx);
+    if (rc != DBFS_OK) return Fail("cannot begin: " + LibError(rc));
+    std::printf("export DBFS_TX=%s DBFS_TX_MOUNT='%s'\n", dbfs_tx_id(h.tx), dbfs_tx_mount(h.tx));
     return 0;
   }
   if (id.empty() && getenv("DBFS_TX")) id = getenv("DBFS_TX");
   if (id.empty()) return Fail("no transaction: give --id or run eval \"$(dbfs tx begin)\" first");
   if (*txdiff) return dbfs::cli::TxDiff(mount, id, path, stat);
+  TxHandle h;
+  if (int rc = dbfs_tx_open(mount.c_str(), id.c_str(), &h.tx); rc != DBFS_OK) {
+    return Fail("transaction " + id + ": " + LibError(rc));
+  }
   if (*commit) {
-    auto r = dbfs::ControlRequest(mount, "dbfs.tx.commit:" + id + (durable ? ":durable" : ""));
-    if (!r.ok()) return Fail("commit failed: " + r.status().ToString());
-    if (r->rfind("conflict ", 0) == 0) {
-      std::fprintf(stderr, "dbfs: transaction rolled back: conflict on %s\n", r->substr(9).c_str());
-      return kExitConflict;
-    }
-    if (IsDeadlock(*r)) return ReportDeadlock(*r);
+    const int r = dbfs_tx_commit(h.tx, durable ? DBFS_TX_DURABLE : 0u);
+    if (r == DBFS_ECONFLICT || r == DBFS_EDEADLOCK) return ReportConflict(r, h.tx);
+    if (r != DBFS_OK) return Fail("commit failed: " + LibError(r, h.tx));
     return 0;
   }
   if (*abort_cmd) {
-    auto r = dbfs::ControlRequest(mount, "dbfs.tx.abort:" + id);
-    if (!r.ok()) return Fail("abort failed: " + r.status().ToString());
-    if (IsDeadlock(*r)) {
+    const int r = dbfs_tx_abort(h.tx);
+    if (r == DBFS_EDEADLOCK) {
       std::fprintf(stderr, "dbfs: the transaction had already been rolled back: %s\n",
-                   r->substr(9).c_str());
+                   dbfs_tx_detail(h.tx));
+    } else if (r != DBFS_OK) {
+      return Fail("abort failed: " + LibError(r, h.tx));
     }
     return 0;
   }

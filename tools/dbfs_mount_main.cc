@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tools/lib/daemon.h"
@@ -32,10 +33,13 @@ int main(int argc, char** argv) {
   app.add_option("-o", option_lists,
                  "Mount options, comma-separated, repeatable: ro (nothing is written to the volume), "
                  "rw, sync, noatime, "
-                 "log_level=trace|debug|info|warn|error, allow_other, default_permissions, "
+                 "log_level=trace|debug|info|warn|error, log=syslog|stderr|file:PATH (default: "
+                 "stderr with -f, VOLUME/dbfs.log otherwise), allow_other, default_permissions, "
                  "no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS, "
                  "direct_io, tx_timeout=SECONDS, tx_max_bytes=BYTES[k|m|g|t], checkpoint_mb=N, "
-                 "checkpoint_interval=SECONDS, wal_segment_mb=N, runtime_dir=DIR (Elle socket and token; "
+                 "checkpoint_interval=SECONDS, wal_segment_mb=N, history=DURATION, "
+                 "tx_keep_timeout=DURATION, metrics_port=PORT (Prometheus text at "
+                 "http://127.0.0.1:PORT/metrics), elle_port=PORT, runtime_dir=DIR (Elle socket and token; "
                  "default /run/dbfs/VOLUME-HASH for root, $XDG_RUNTIME_DIR/dbfs/... otherwise), dev, nodev, suid, nosuid, exec, "
                  "noexec (root mounts default to dev,suid like mount(8); other users get "
                  "nodev,nosuid) (other generic mount(8) options such as auto are ignored)")
@@ -46,6 +50,17 @@ int main(int argc, char** argv) {
   bool ignored = false;
   app.add_flag("-s,-n,-v", ignored)->group("");
   app.set_version_flag("--version", "dbfs-mount 0.1.0");
+  // For the shell completion and the man page test: every -o option, one a line.
+  bool list_options = false;
+  app.add_flag("--list-options", list_options, "print the -o options, one a line, and exit");
+  // Asked alone, it needs no VOLUME or MOUNTPOINT.
+  if (argc == 2 && std::string_view(argv[1]) == "--list-options") {
+    for (size_t i = 0; i < dbfs::kMountOptionCount; ++i) {
+      std::printf("%.*s\n", static_cast<int>(dbfs::kMountOptionNames[i].size()),
+                  dbfs::kMountOptionNames[i].data());
+    }
+    return 0;
+  }
   CLI11_PARSE(app, argc, argv);
 
   dbfs::MountOptions o;

@@ -30,6 +30,9 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev googletest
   attr git sqlite3 tar diffutils procps psmisc util-linux python3 ca-certificates
+  # the Debian package (cpack -G DEB: dpkg-shlibdeps, file), man pages, the
+  # metrics test's scraper
+  dpkg-dev file man-db curl
 )
 if ((cluster)); then
   packages+=(

@@ -6,10 +6,21 @@
 #include <utility>
 
 #include "kvstore/coding.h"
+#include "kvstore/metrics.h"
 #include "wal/crc32c.h"
 #include "wal/reader.h"
 
 namespace dbfs::wal {
+
+namespace {
+// fdatasync of a segment, timed for the wal_sync latency histogram.
+Status SyncTimed(File& f) {
+  static metrics::Histogram& h = metrics::Histogram::Named("wal_sync");
+  metrics::ScopedTimer t(h);
+  return f.Sync();
+}
+}  // namespace
+
 namespace {
 
 // Read handles kept open by ReadPayload; the oldest segment's is evicted first.
@@ -273,7 +284,7 @@ Status Writer::RollLocked() {
   // The completed segment is made durable before its successor exists: a
   // reader that finds segment N+1 may then trust that segment N is complete,
   // so a power cut can never leave a silent hole at the end of segment N.
-  Status s = tail_file_->Sync();
+  Status s = SyncTimed(*tail_file_);
   if (!s.ok()) {
     return Poison(Status::IOError(
         "WAL fdatasync of " + SegmentPath(dir_, seg_) + " failed: " + s.message(), s.ToErrno()));
@@ -345,7 +356,7 @@ Status Writer::SyncTo(Lsn upto) {
     const std::shared_ptr<File> file = current_;
     const uint32_t seg = current_seg_;
     l.unlock();
-    Status s = file->Sync();
+    Status s = SyncTimed(*file);
     l.lock();
     sync_running_ = false;
     ++stats_.syncs;

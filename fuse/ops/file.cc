@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "fuse/ll_context.h"
+#include "kvstore/metrics.h"
 #include "fuse/ops/ops.h"
 
 namespace dbfs::fuse::ops {
@@ -124,6 +125,8 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   Result<size_t> n =
       AdapterOf(req).fs().Read(c, ino, fi->fh, static_cast<uint64_t>(off), size, buf);
   if (!n.ok()) return ReplyErr(req, n.status());
+  static metrics::Counter& bytes = metrics::Counter::Named("fuse_read_bytes");
+  bytes.Add(*n);
   ForgetCachedPagesAfterReply forget(req, c, ino);
   fuse_reply_buf(req, buf, *n);
 }
@@ -138,6 +141,8 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
                                 : IsDirectWrite(fi) ? WriteOrigin::kDirect
                                                     : WriteOrigin::kPageCache);
   if (!n.ok()) return ReplyErr(req, n.status());
+  static metrics::Counter& bytes = metrics::Counter::Named("fuse_write_bytes");
+  bytes.Add(*n);
   if (IsDirectWrite(fi) && (fi->flags & O_DIRECT)) {
     // The kernel drops the cached pages a direct write overlaps before it
     // sends the WRITE, not after: a cached reader or a mapping that faults a

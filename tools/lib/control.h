@@ -1,4 +1,4 @@
-// Client side of the daemon's control channel: commands are reads of
+// Client side of the daemon's control channel (over libdbfs, libdbfs/dbfs.h): commands are reads of
 // virtual xattrs ("dbfs.*") of the mount's root directory, so the daemon
 // learns the caller's pid and uid from the request itself (see
 // fuse/control.h and docs/ARCHITECTURE.md §8).

@@ -5,6 +5,8 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <syslog.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +20,7 @@
 #include "elle/server.h"
 #include "fs/runtime_dir.h"
 #include "fs/filesystem.h"
+#include "tools/lib/metrics_server.h"
 
 namespace dbfs {
 
@@ -35,7 +38,14 @@ Status SetUpLogging(const MountOptions& o) {
     const bool is_volume = stat((o.volume + "/superblock").c_str(), &st) == 0;
     // Not a volume: Open fails next and the parent prints why; leave no
     // dbfs.log behind in a directory that is not ours.
-    if (o.foreground) {
+    if (o.log == "syslog") {
+      // The system log (the journal under systemd): ident dbfs-mount,
+      // facility daemon, with the pid.
+      sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("dbfs-mount", LOG_PID, LOG_DAEMON,
+                                                             /*enable_formatting=*/true);
+    } else if (o.log.starts_with("file:")) {
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(o.log.substr(5));
+    } else if (o.foreground || o.log == "stderr") {
       sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     } else if (!is_volume) {
       sink = std::make_shared<spdlog::sinks::null_sink_mt>();
@@ -48,7 +58,8 @@ Status SetUpLogging(const MountOptions& o) {
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(o.volume + "/dbfs.log");
     }
   } catch (const spdlog::spdlog_ex& e) {
-    return Status::IOError(fmt::format("cannot open the log {}/dbfs.log: {}", o.volume, e.what()));
+    return Status::IOError(fmt::format("cannot open the log ({}): {}",
+                                       o.log.empty() ? o.volume + "/dbfs.log" : o.log, e.what()));
   }
   auto logger = std::make_shared<spdlog::logger>("dbfs", std::move(sink));
   logger->set_level(o.log_level);
@@ -81,6 +92,17 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       s = elle.TakeStatus();
     } else {
       fuse::Adapter adapter(fs.get(), o.cache);
+      // -o metrics_port=: Prometheus text on loopback while the session runs.
+      std::unique_ptr<MetricsServer> metrics;
+      if (o.metrics_port != 0) {
+        auto started = MetricsServer::Start(o.metrics_port,
+                                            [&adapter] { return adapter.control().Prometheus(); });
+        if (started.ok()) {
+          metrics = std::move(started).value();
+        } else {
+          s = started.TakeStatus();
+        }
+      }
       fuse::SessionOptions so;
       so.source = o.volume;
       so.mountpoint = o.mountpoint;
@@ -95,7 +117,8 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       so.suid = o.suid.value_or(geteuid() == 0);
       so.noexec = o.noexec;
       so.read_only = o.fs.read_only;
-      s = fuse::ServeSession(so, &adapter, report);
+      if (s.ok()) s = fuse::ServeSession(so, &adapter, report);
+      if (metrics) metrics->Stop();
       (*elle)->Stop();
     }
   }
@@ -189,9 +212,11 @@ Status RunMountInBackground(const MountOptions& o) {
     }
     if (verdict.empty()) {
       return Status::IOError(
-          fmt::format("the mount daemon ended before the mount was live ({}); "
-                      "see {}/dbfs.log",
-                      DescribeWaitStatus(wstatus), o.volume));
+          fmt::format("the mount daemon ended before the mount was live ({}); see {}",
+                      DescribeWaitStatus(wstatus),
+                      o.log == "syslog"           ? std::string("the system log")
+                      : o.log.starts_with("file:") ? o.log.substr(5)
+                                                   : o.volume + "/dbfs.log"));
     }
     return Status(Code::kInvalid, verdict.substr(1));
   }

@@ -13,7 +13,8 @@
 
 namespace dbfs {
 
-// Sets up logging (stderr when o.foreground, else VOLUME/dbfs.log), opens the
+// Sets up logging (-o log=; else stderr when o.foreground, else
+// VOLUME/dbfs.log), opens the
 // volume (recovery), mounts it and serves requests until it is unmounted
 // (fusermount3 -u) or SIGTERM/SIGINT/SIGHUP arrives; then unmounts and closes
 // the volume (everything flushed). `ready` runs exactly once: ok right after

@@ -1905,6 +1905,8 @@ FsckCommandLine ParseFsckCommandLine(int argc, const char* const* argv) {
   app.add_option("VOLUME", cl.volume, "volume directory")->required();
   app.add_flag("-n", no, "check only, never write to the volume (the default)");
   app.add_flag("-y", yes, "repair every problem that can be repaired, then check again");
+  // fsck(8) -A and boot scripts pass -a or -p ("repair what is safe").
+  app.add_flag("-p,-a", yes, "the same as -y (what fsck(8) passes for automatic repair)");
   app.add_flag("-f", cl.options.force,
                "full check even of a clean volume (verify the CRC of every WAL record)");
   app.add_flag("-v", cl.options.verbose, "print notes and statistics");

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "libdbfs/mountinfo.h"
+
 namespace dbfs {
 
 namespace {
@@ -117,24 +119,15 @@ Status CheckDirectory(std::string_view what, std::string* path) {
   return Status::Ok();
 }
 
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountInfo(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      const char a = s[i + 1], b = s[i + 2], c = s[i + 3];
-      if (a >= '0' && a <= '7' && b >= '0' && b <= '7' && c >= '0' && c <= '7') {
-        out.push_back(static_cast<char>((a - '0') * 64 + (b - '0') * 8 + (c - '0')));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
-}
-
 }  // namespace
+
+const std::string_view kMountOptionNames[] = {
+    "ro", "rw", "remount", "sync", "noatime", "log_level=", "log=", "allow_other",
+    "default_permissions", "no_default_permissions", "dev", "nodev", "suid", "nosuid", "exec",
+    "noexec", "entry_timeout=", "attr_timeout=", "direct_io", "tx_timeout=", "tx_max_bytes=",
+    "checkpoint_mb=", "checkpoint_interval=", "wal_segment_mb=", "runtime_dir=", "history=",
+    "tx_keep_timeout=", "metrics_port=", "elle_port=", "elle_weaken"};
+const size_t kMountOptionCount = std::size(kMountOptionNames);
 
 Status ParseMountOptions(std::string_view list, MountOptions* out) {
   while (!list.empty()) {
@@ -226,17 +219,24 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
         return Status::Invalid("mount option runtime_dir: an absolute path is needed");
       }
       out->runtime_dir = std::string(value);
+    } else if (key == "log" && has_value) {
+      if (value != "syslog" && value != "stderr" &&
+          !(value.starts_with("file:/") && value.size() > 6)) {
+        return Status::Invalid(fmt::format(
+            "mount option log: '{}' is not syslog, stderr or file:/ABSOLUTE/PATH", value));
+      }
+      out->log = std::string(value);
     } else if (key == "history" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.history_window_s));
     } else if (key == "tx_keep_timeout" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.tx_keep_timeout_s));
-    } else if (key == "elle_port" && has_value) {
+    } else if ((key == "elle_port" || key == "metrics_port") && has_value) {
       uint64_t port = 0;
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
       if (port == 0 || port > 65535) {
-        return Status::Invalid(fmt::format("mount option elle_port: '{}' is not a port", value));
+        return Status::Invalid(fmt::format("mount option {}: '{}' is not a port", key, value));
       }
-      out->elle_port = static_cast<int>(port);
+      (key == "elle_port" ? out->elle_port : out->metrics_port) = static_cast<int>(port);
     } else if (key == "elle_weaken") {
       // Test-only negative control: "elle_weaken" or "elle_weaken=1".
       if (has_value && value != "1" && value != "0") {
@@ -244,12 +244,11 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       }
       out->elle_weaken = !has_value || value == "1";
     } else {
-      return Status::Invalid(fmt::format(
-          "unknown mount option '{}' (known: ro, rw, remount, sync, noatime, log_level=, allow_other, "
-          "dev, nodev, suid, nosuid, exec, noexec, default_permissions, no_default_permissions, entry_timeout=, attr_timeout=, direct_io, "
-          "tx_timeout=, tx_max_bytes=, checkpoint_mb=, checkpoint_interval=, wal_segment_mb=, "
-          "runtime_dir=, history=, tx_keep_timeout=, elle_port=)",
-          item));
+      std::string known;
+      for (std::string_view n : kMountOptionNames) {
+        known += fmt::format("{}{}", known.empty() ? "" : ", ", n);
+      }
+      return Status::Invalid(fmt::format("unknown mount option '{}' (known: {})", item, known));
     }
   }
   return Status::Ok();

@@ -38,15 +38,28 @@ struct MountOptions {
   // -o remount (mount(8) runs the helper so for `mount -o remount,...`):
   // RemountKernel instead of a new mount.
   bool remount = false;
+  // -o log=: where the daemon logs. Empty: stderr with -f, VOLUME/dbfs.log
+  // in the background (the runtime directory for -o ro). "syslog": the
+  // system log (ident dbfs-mount, facility daemon); "stderr"; or
+  // "file:PATH" (an absolute path, appended to).
+  std::string log;
+  int metrics_port = 0;      // -o metrics_port=: Prometheus text on 127.0.0.1:PORT/metrics
   int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
   bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
 };
+
+// The -o options dbfs-mount accepts (besides mount(8)'s ignored generic
+// ones), as "name" or "name=": the list the unknown-option error, the man
+// page test and the shell completion use.
+extern const std::string_view kMountOptionNames[];
+extern const size_t kMountOptionCount;
 
 // Applies one -o argument ("opt,opt=value,...") to `out`. Ours: sync, noatime,
 // log_level=trace|debug|info|warn|error, allow_other, default_permissions,
 // no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
 // tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed),
-// history=DURATION and tx_keep_timeout=DURATION (s, m, h, d, w; e.g. 1h, 7d).
+// history=DURATION and tx_keep_timeout=DURATION (s, m, h, d, w; e.g. 1h, 7d),
+// log=syslog|stderr|file:PATH, metrics_port=PORT.
 // Kernel mount flags: dev, nodev, suid, nosuid, exec, noexec; ro (also the
 // engine: FsOptions::read_only), rw; remount (see RemountKernel).
 // Ignored (mount(8) passes them): rw, auto, noauto, user, nouser, _netdev,
