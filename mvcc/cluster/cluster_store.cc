@@ -356,8 +356,9 @@ Status ClusterStore::Start() {
   }
   DBFS_ASSIGN_OR_RETURN(rados_, ConnectRados(data, opts_.timeout));
 
-  if (!opts_.read_only) {
-    // The session: published before the first revision is read, so no
+  {
+    // The session (also of a read-only open, e.g. fsck -n beside live
+    // mounts): published before the first revision is read, so no
     // compaction passes what this mount is about to read.
     DBFS_ASSIGN_OR_RETURN(mount_id_, Reserve(prefix_ + "ctr/mount", 1));
     DBFS_ASSIGN_OR_RETURN(LeaseGrant g, etcd_->GrantLease(opts_.lease_ttl_s));
@@ -372,16 +373,13 @@ Status ClusterStore::Start() {
   DBFS_ASSIGN_OR_RETURN(RangeResult head, etcd_->Range(prefix_ + "head"));
   if (head.kvs.empty()) return Status::Corruption(where + ": the head key is missing");
   visible_.store(static_cast<Csn>(head.kvs[0].mod_revision));
-  if (!opts_.read_only) DBFS_RETURN_IF_ERROR(PublishSession(visible_csn()));
+  DBFS_RETURN_IF_ERROR(PublishSession(visible_csn()));
 
   WatchOptions wo;
   wo.start_revision = static_cast<int64_t>(visible_csn()) + 1;
-  DBFS_ASSIGN_OR_RETURN(head_watch_,
-                        etcd_->StartWatch(prefix_ + "head", wo, [this](const WatchBatch& b) {
-                          if (b.kind == WatchBatch::Kind::kEvents) {
-                            for (const auto& e : b.events) SeeRevision(e.kv.mod_revision);
-                          }
-                        }));
+  wo.range_end = PrefixEnd(prefix_);
+  DBFS_ASSIGN_OR_RETURN(watch_, etcd_->StartWatch(prefix_, wo,
+                                                  [this](const WatchBatch& b) { OnWatch(b); }));
   DBFS_ASSIGN_OR_RETURN(auto snaps, LoadSnapshots());
   DBFS_ASSIGN_OR_RETURN(RangeResult hz, etcd_->Range(prefix_ + "horizon"));
   {
@@ -389,7 +387,7 @@ Status ClusterStore::Start() {
     named_ = std::move(snaps);
     if (!hz.kvs.empty() && hz.kvs[0].value.size() == 8) horizon_ = DecodeLE64(hz.kvs[0].value.data());
   }
-  if (!opts_.read_only) maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
   return Status::Ok();
 }
 
@@ -406,7 +404,7 @@ void ClusterStore::StopBackground() {
   }
   bg_cv_.notify_all();
   if (maintenance_.joinable()) maintenance_.join();
-  head_watch_.reset();
+  watch_.reset();
   if (keeper_) keeper_->Stop();
   keeper_.reset();
 }
@@ -469,6 +467,54 @@ Status ClusterStore::PublishSession(Csn oldest) {
   PutLE64(&v, window_ns_.load());
   ++txns_;
   return etcd_->Put(prefix_ + "mounts/" + Hex64(mount_id_), v, lease_).status();
+}
+
+void ClusterStore::OnWatch(const WatchBatch& b) {
+  if (b.kind != WatchBatch::Kind::kEvents) {
+    if (b.kind == WatchBatch::Kind::kCompacted || b.kind == WatchBatch::Kind::kCanceled) {
+      // visible_csn still follows the maintenance pass; remote changes reach
+      // the kernel only through its cache timeouts from now on.
+      spdlog::error("cluster volume {}: the volume watch ended: {}", opts_.volume.name,
+                    b.status.ToString());
+    }
+    return;
+  }
+  const std::string head = prefix_ + "head", rows = prefix_ + "t/";
+  std::vector<KeyRef> changed;
+  int64_t last_rev = 0;
+  bool own = false;
+  for (const auto& e : b.events) {
+    const int64_t rev = e.kv.mod_revision;
+    if (rev != last_rev) {
+      last_rev = rev;
+      std::lock_guard g(own_mu_);
+      own_revs_.erase(own_revs_.begin(), own_revs_.lower_bound(rev));
+      own = own_revs_.count(rev) > 0;
+    }
+    if (e.kv.key == head) {
+      SeeRevision(static_cast<Csn>(rev));
+    } else if (!own && e.kv.key.size() >= rows.size() + 2 && e.kv.key.compare(0, rows.size(), rows) == 0) {
+      const auto t = static_cast<uint8_t>(e.kv.key[rows.size()]);
+      if (t < kNumTables) {
+        changed.push_back(KeyRef{static_cast<Table>(t), e.kv.key.substr(rows.size() + 2)});
+      }
+    }
+  }
+  if (changed.empty()) return;
+  std::lock_guard g(listener_mu_);
+  if (listener_) listener_(changed);
+}
+
+void ClusterStore::SetRemoteChangeListener(RemoteChangeListener fn) {
+  std::lock_guard g(listener_mu_);
+  listener_ = std::move(fn);
+}
+
+void ClusterStore::RememberOwn(int64_t rev) {
+  std::lock_guard g(own_mu_);
+  // Bounded even if the watch stalls: an own change reported is harmless.
+  if (own_revs_.size() > 100000) own_revs_.clear();
+  own_revs_.insert(rev);
 }
 
 void ClusterStore::SeeRevision(Csn csn) {
@@ -630,6 +676,8 @@ Status ClusterStore::Diagnose(Attempt& a, const CommitRequest& req, Conflict* co
         return false;
       }
     }
+    // A caller that runs again takes a snapshot that includes the change.
+    SeeRevision(static_cast<Csn>(mod));
     return true;
   };
   auto refuse = [&](Conflict::Kind kind, Table t, std::string_view key, const char* what) {
@@ -777,11 +825,13 @@ Result<CommitResult> ClusterStore::Commit(CommitRequest req, Conflict* conflict)
         return Status::IOError("commit not applied: the etcd cluster failed (" +
                                r.status().message() + ")");
       }
+      RememberOwn(*applied);
       SeeRevision(static_cast<Csn>(*applied));
       ++commits_;
       return CommitResult{static_cast<Csn>(*applied)};
     }
     if (r->succeeded) {
+      RememberOwn(r->revision);
       SeeRevision(static_cast<Csn>(r->revision));
       ++commits_;
       return CommitResult{static_cast<Csn>(r->revision)};
@@ -863,7 +913,19 @@ uint64_t ClusterStore::AllocateIno() {
 
 uint64_t ClusterStore::next_ino() const {
   std::lock_guard g(ino_mu_);
-  return std::max<uint64_t>(ino_next_, 2);
+  if (ino_next_ != ino_end_) return ino_next_;
+  // No batch in hand: the volume's counter (every number below it may be
+  // in use by some mount). Read now, so it covers every inode of any state
+  // this store has seen (fsck compares it with the largest one).
+  ++ranges_;
+  auto r = etcd_->Range(prefix_ + "ctr/ino");
+  if (r.ok() && !r->kvs.empty()) {
+    try {
+      ino_seen_ = std::max<uint64_t>(ino_seen_, std::stoull(r->kvs[0].value));
+    } catch (const std::exception&) {
+    }
+  }
+  return std::max<uint64_t>({ino_next_, ino_seen_, 2});
 }
 
 // ---- history ----
@@ -1067,7 +1129,6 @@ void ClusterStore::MaintenanceLoop() {
 }
 
 Status ClusterStore::Flush() {
-  if (opts_.read_only) return Status::Ok();
   return MaintainOnce();
 }
 
@@ -1084,6 +1145,8 @@ Status ClusterStore::MaintainOnce() {
   const Csn visible = visible_csn();
   const Csn own_oldest = std::min(MinActiveSnapshot(), visible);
   DBFS_RETURN_IF_ERROR(PublishSession(own_oldest));
+  // A read-only store only keeps its session: no history or GC work.
+  if (opts_.read_only) return Status::Ok();
 
   // Every mount's oldest snapshot and window.
   RangeOptions mo;

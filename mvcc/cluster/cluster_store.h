@@ -80,7 +80,9 @@ struct ClusterStoreOptions {
   uint64_t ino_batch = 1024;
   // Compact only when the target moved at least this many revisions.
   int64_t compact_every = 1000;
-  bool read_only = false;  // fsck -n: no writes, no session
+  // fsck -n, mount -o ro: no commits, no data; the session (lease, published
+  // oldest snapshot) is still kept, so compaction spares what it reads.
+  bool read_only = false;
 };
 
 // The etcd server limits the store needs (checked at create and open).
@@ -134,6 +136,9 @@ class ClusterStore final : public Store {
   Status ScanCommits(Csn from, Csn to, bool newest_first,
                      const std::function<bool(const CommitRecord&)>& fn) override;
   const VolumeInfo& info() const override { return info_; }
+  bool shared() const override { return true; }
+  // Fed by the store's watch on the volume (other mounts' commits).
+  void SetRemoteChangeListener(RemoteChangeListener fn) override;
   StoreStats Stats() const override;
   Result<Space> StatSpace() override;
   Status health() const override;
@@ -189,7 +194,15 @@ class ClusterStore final : public Store {
   int64_t lease_ = 0;
   std::unique_ptr<LeaseKeeper> keeper_;
   std::atomic<bool> lease_lost_{false};
-  std::unique_ptr<Watch> head_watch_;
+  // The volume's watch: `head` moves visible_csn, table rows go to the
+  // listener (unless this store committed them).
+  std::unique_ptr<Watch> watch_;
+  void OnWatch(const WatchBatch& b);
+  std::mutex listener_mu_;
+  RemoteChangeListener listener_;  // guarded by listener_mu_ (held while calling it)
+  std::mutex own_mu_;
+  std::set<int64_t> own_revs_;  // this store's commits the watch has not passed; guarded by own_mu_
+  void RememberOwn(int64_t rev);
 
   std::atomic<Csn> visible_{0};
   std::atomic<uint64_t> commit_seq_{0};
@@ -206,6 +219,7 @@ class ClusterStore final : public Store {
 
   mutable std::mutex ino_mu_;
   uint64_t ino_next_ = 0, ino_end_ = 0;  // guarded by ino_mu_
+  mutable uint64_t ino_seen_ = 0;         // the volume counter as last read; guarded by ino_mu_
 
   std::mutex data_mu_;
   uint32_t seg_ = 0;      // guarded by data_mu_; 0: none yet
