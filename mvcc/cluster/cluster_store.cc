@@ -20,6 +20,8 @@ constexpr int64_t kScanPage = 512;
 constexpr size_t kDeleteBatch = 1000;
 constexpr const char* kSuperMagic = "dbfs-cluster-volume";
 constexpr uint32_t kClusterFormat = 1;
+// statfs of a cluster whose capacity is unknown (no manager): 1 PiB.
+constexpr uint64_t kUnknownCapacity = 1ull << 50;
 
 uint64_t RealtimeNs() {
   struct timespec ts;
@@ -1249,6 +1251,18 @@ ClusterStats ClusterStore::cluster_stats() const {
 
 Result<Space> ClusterStore::StatSpace() {
   DBFS_ASSIGN_OR_RETURN(ClusterSpace c, rados_->SpaceOfCluster());
+  if (c.total_bytes == 0) {
+    // A cluster without a manager reports no capacity at all (ceph df shows
+    // zeros): say "plenty" rather than "full", which would refuse every
+    // fallocate.
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      spdlog::warn("cluster volume {}: the Ceph cluster reports no capacity (no manager?); "
+                   "statfs shows {} TiB free",
+                   opts_.volume.name, kUnknownCapacity >> 40);
+    });
+    c.total_bytes = c.avail_bytes = kUnknownCapacity;
+  }
   Space s;
   s.total_bytes = c.total_bytes;
   s.free_bytes = c.avail_bytes;
