@@ -68,10 +68,51 @@ Engine::Engine(std::unique_ptr<mvcc::Store> store, FsOptions opts)
       checkpointer_(store_.get(), CheckpointOptions{.barrier_wait = std::chrono::milliseconds(
                                                         opts_.checkpoint_barrier_ms)}) {
   store_->SetHistoryWindow(opts_.history_window_s * 1000000000ull);
+  store_->SetRemoteChangeListener(
+      [this](const std::vector<mvcc::KeyRef>& keys) { OnRemoteChanges(keys); });
   reaper_ = std::thread([this] { ReaperLoop(); });
 }
 
+// Other processes sharing the volume committed these keys: the kernel drops
+// what it caches about them (entries, attributes, pages) now, instead of
+// when its timeouts expire.
+void Engine::OnRemoteChanges(const std::vector<mvcc::KeyRef>& keys) {
+  std::set<uint64_t> inodes;
+  std::set<std::pair<uint64_t, std::string>> entries;
+  for (const mvcc::KeyRef& k : keys) {
+    if (k.key.size() < 8) continue;
+    const uint64_t ino = GetBE64(k.key.data());
+    switch (k.table) {
+      case Table::kDirents:
+        if (k.key.size() > 9 && k.key.back() == '\0') {
+          entries.emplace(ino, k.key.substr(8, k.key.size() - 9));
+        }
+        inodes.insert(ino);  // the directory's listing and times
+        break;
+      case Table::kInodes:
+      case Table::kExtents:
+      case Table::kXattrs:
+        inodes.insert(ino);
+        break;
+      case Table::kOrphans:
+        break;
+    }
+  }
+  std::function<void(uint64_t, bool)> inval;
+  Filesystem::EntryInvalidator inval_entry;
+  {
+    std::lock_guard g(hot_mu_);
+    inval = invalidate_;
+    inval_entry = invalidate_entry_;
+  }
+  if (inval_entry && !entries.empty()) inval_entry(entries);
+  if (inval) {
+    for (uint64_t ino : inodes) inval(ino, /*sync=*/false);
+  }
+}
+
 Engine::~Engine() {
+  store_->SetRemoteChangeListener(nullptr);
   checkpointer_.Stop();
   StopReaper();
 }
@@ -82,6 +123,7 @@ void Engine::StartBackgroundCheckpoints() {
 }
 
 void Engine::TEST_Abandon() {
+  store_->SetRemoteChangeListener(nullptr);
   checkpointer_.Stop();
   StopReaper();
   store_->TEST_Abandon();
@@ -91,6 +133,7 @@ void Engine::TEST_Abandon() {
 Status Engine::Close() {
   if (closed_) return Status::Ok();
   closed_ = true;
+  store_->SetRemoteChangeListener(nullptr);
   checkpointer_.Stop();
   StopReaper();
   // Open transactions end with the daemon: nothing of them was committed.
@@ -109,7 +152,8 @@ Status Engine::Close() {
     std::lock_guard g(refs_mu_);
     refs_.clear();
   }
-  if (!opts_.read_only) {
+  // Not on a shared volume: another mount may still have them open.
+  if (!opts_.read_only && !store_->shared()) {
     Status st = ReclaimAllOrphans();
     if (!st.ok()) spdlog::error("reclaiming orphans at unmount failed: {}", st.ToString());
   }

@@ -247,6 +247,10 @@ class Engine {
     invalidate_entry_ = std::move(f);
   }
   void ShutdownTxLockWaits() { tx_locks_.Shutdown(); }
+  bool shared() const { return store_->shared(); }
+  // Keys other processes sharing the volume changed (mvcc::Store's remote
+  // change listener): drops the kernel's caches of them.
+  void OnRemoteChanges(const std::vector<mvcc::KeyRef>& keys);
   void TEST_SetTxLockSyncPoint(txn::LockManager::SyncPoint f) {
     tx_locks_.TEST_SetSyncPoint(std::move(f));
   }

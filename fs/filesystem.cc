@@ -23,9 +23,29 @@ bool InHistory(uint64_t parent, std::string_view name) {
   return Filesystem::IsHistoryIno(parent) || IsDotDbfs(parent, name);
 }
 
+// On a volume other mounts share, an autocommit operation's commit is
+// validated (txn::Transaction::Commit): a concurrent commit of another mount
+// to a key it writes fails it with kConflict, nothing committed. It then runs
+// again from a newer snapshot — what its inode locks do between the
+// operations of one mount. Local volumes never get here with a conflict.
+constexpr int kSharedConflictAttempts = 16;
+Code CodeOf(const Status& s) { return s.code(); }
+template <typename T>
+Code CodeOf(const Result<T>& r) {
+  return r.ok() ? Code::kOk : r.status().code();
+}
+template <typename F>
+auto RetryShared(bool shared, F&& f) -> decltype(f()) {
+  for (int attempt = 1;; ++attempt) {
+    auto r = f();
+    if (!shared || attempt >= kSharedConflictAttempts || CodeOf(r) != Code::kConflict) return r;
+  }
+}
+
 }  // namespace
 
-Filesystem::Filesystem(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
+Filesystem::Filesystem(std::unique_ptr<Engine> engine)
+    : engine_(std::move(engine)), shared_(engine_->shared()) {}
 
 Filesystem::~Filesystem() {
   if (engine_) {
@@ -67,6 +87,9 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& volume,
   o.local.read_only = options.read_only;
   o.local.no_lock_file = options.read_only;
   o.lock_holder = "dbfs-mount";
+  o.cluster.timeout = std::chrono::milliseconds(options.cluster_timeout_ms);
+  o.cluster.ceph_conf = options.ceph_conf;
+  o.cluster.ceph_user = options.ceph_user;
   DBFS_ASSIGN_OR_RETURN(auto store, mvcc::OpenVolume(volume, o));
   return Open(std::move(store), options);
 }
@@ -78,10 +101,12 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(std::unique_ptr<mvcc::Store
     DBFS_ASSIGN_OR_RETURN(auto root, t.Get(Table::kInodes, InoKey(kRootIno)));
     if (!root) return Status::Corruption("volume has no root directory; run fsck.dbfs");
   }
+  const bool shared = store->shared();
   auto engine = std::make_unique<Engine>(std::move(store), options);
   // Nobody can reference an orphan at mount time: reclaim them all now (a
-  // read-only mount leaves them to the next read-write one).
-  if (!options.read_only) DBFS_RETURN_IF_ERROR(engine->ReclaimAllOrphans());
+  // read-only mount leaves them to the next read-write one). Not on a volume
+  // other mounts share: one of them may still have the file open.
+  if (!options.read_only && !shared) DBFS_RETURN_IF_ERROR(engine->ReclaimAllOrphans());
   return std::unique_ptr<Filesystem>(new Filesystem(std::move(engine)));
 }
 
@@ -104,17 +129,21 @@ Result<Attr> Filesystem::Mknod(const Caller& c, uint64_t parent, std::string_vie
     return Status::Invalid("mknod: unsupported file type");
   }
   if (InHistory(parent, name)) return ReadOnlyView();
-  return engine_->MakeNode(c, parent, name, type ? mode : (mode | S_IFREG), rdev, "");
+  return RetryShared(shared_, [&] {
+    return engine_->MakeNode(c, parent, name, type ? mode : (mode | S_IFREG), rdev, "");
+  });
 }
 Result<Attr> Filesystem::Mkdir(const Caller& c, uint64_t parent, std::string_view name,
                                uint32_t mode) {
   if (InHistory(parent, name)) return ReadOnlyView();
-  return engine_->MakeNode(c, parent, name, S_IFDIR | (mode & 07777), 0, "");
+  return RetryShared(
+      shared_, [&] { return engine_->MakeNode(c, parent, name, S_IFDIR | (mode & 07777), 0, ""); });
 }
 Result<Attr> Filesystem::Symlink(const Caller& c, uint64_t parent, std::string_view name,
                                  std::string_view target) {
   if (InHistory(parent, name)) return ReadOnlyView();
-  return engine_->MakeNode(c, parent, name, S_IFLNK | 0777, 0, target);
+  return RetryShared(shared_,
+                     [&] { return engine_->MakeNode(c, parent, name, S_IFLNK | 0777, 0, target); });
 }
 Result<std::string> Filesystem::Readlink(const Caller& c, uint64_t ino) {
   if (IsHistoryIno(ino)) return engine_->HReadlink(ino);
@@ -122,21 +151,22 @@ Result<std::string> Filesystem::Readlink(const Caller& c, uint64_t ino) {
 }
 Status Filesystem::Unlink(const Caller& c, uint64_t parent, std::string_view name) {
   if (InHistory(parent, name)) return ReadOnlyView();
-  return engine_->Remove(c, parent, name, /*dir=*/false);
+  return RetryShared(shared_, [&] { return engine_->Remove(c, parent, name, /*dir=*/false); });
 }
 Status Filesystem::Rmdir(const Caller& c, uint64_t parent, std::string_view name) {
   if (InHistory(parent, name)) return ReadOnlyView();
-  return engine_->Remove(c, parent, name, /*dir=*/true);
+  return RetryShared(shared_, [&] { return engine_->Remove(c, parent, name, /*dir=*/true); });
 }
 Status Filesystem::Rename(const Caller& c, uint64_t parent, std::string_view name,
                           uint64_t newparent, std::string_view newname, unsigned flags) {
   if (InHistory(parent, name) || InHistory(newparent, newname)) return ReadOnlyView();
-  return engine_->Rename(c, parent, name, newparent, newname, flags);
+  return RetryShared(shared_,
+                     [&] { return engine_->Rename(c, parent, name, newparent, newname, flags); });
 }
 Result<Attr> Filesystem::Link(const Caller& c, uint64_t ino, uint64_t newparent,
                               std::string_view newname) {
   if (IsHistoryIno(ino) || InHistory(newparent, newname)) return ReadOnlyView();
-  return engine_->Link(c, ino, newparent, newname);
+  return RetryShared(shared_, [&] { return engine_->Link(c, ino, newparent, newname); });
 }
 
 void Filesystem::Forget(uint64_t ino, uint64_t nlookup) {
@@ -152,7 +182,7 @@ Result<Attr> Filesystem::GetAttr(const Caller& c, uint64_t ino) {
 }
 Result<Attr> Filesystem::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in) {
   if (IsHistoryIno(ino)) return ReadOnlyView();
-  return engine_->SetAttr(c, ino, in);
+  return RetryShared(shared_, [&] { return engine_->SetAttr(c, ino, in); });
 }
 Status Filesystem::Access(const Caller& c, uint64_t ino, int mask) {
   if (IsHistoryIno(ino)) {
@@ -164,12 +194,12 @@ Status Filesystem::Access(const Caller& c, uint64_t ino, int mask) {
 
 Result<uint64_t> Filesystem::Open(const Caller& c, uint64_t ino, int flags, uint64_t* size) {
   if (IsHistoryIno(ino)) return engine_->HOpen(ino, flags, size);
-  return engine_->Open(c, ino, flags, size);
+  return RetryShared(shared_, [&] { return engine_->Open(c, ino, flags, size); });
 }
 Result<Filesystem::Created> Filesystem::Create(const Caller& c, uint64_t parent,
                                                std::string_view name, uint32_t mode, int flags) {
   if (InHistory(parent, name)) return ReadOnlyView();
-  return engine_->Create(c, parent, name, mode, flags);
+  return RetryShared(shared_, [&] { return engine_->Create(c, parent, name, mode, flags); });
 }
 Result<size_t> Filesystem::Read(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
                                 size_t size, char* buf) {
@@ -179,7 +209,7 @@ Result<size_t> Filesystem::Read(const Caller& c, uint64_t ino, uint64_t fh, uint
 Result<size_t> Filesystem::Write(const Caller& c, uint64_t ino, uint64_t fh, uint64_t off,
                                  const char* data, size_t size, WriteOrigin origin) {
   if (IsHistoryIno(ino)) return ReadOnlyView();
-  return engine_->Write(c, ino, fh, off, data, size, origin);
+  return RetryShared(shared_, [&] { return engine_->Write(c, ino, fh, off, data, size, origin); });
 }
 Status Filesystem::Flush(uint64_t, uint64_t) { return Status::Ok(); }
 Status Filesystem::Release(uint64_t ino, uint64_t fh) {
@@ -190,7 +220,7 @@ Status Filesystem::Fsync(const Caller& c, uint64_t, uint64_t, bool) { return eng
 Status Filesystem::Fallocate(const Caller& c, uint64_t ino, uint64_t, int mode, uint64_t off,
                              uint64_t len) {
   if (IsHistoryIno(ino)) return ReadOnlyView();
-  return engine_->Fallocate(c, ino, mode, off, len);
+  return RetryShared(shared_, [&] { return engine_->Fallocate(c, ino, mode, off, len); });
 }
 Result<uint64_t> Filesystem::Lseek(const Caller& c, uint64_t ino, uint64_t, uint64_t off,
                                    int whence) {
@@ -202,7 +232,9 @@ Result<size_t> Filesystem::CopyFileRange(const Caller& c, uint64_t ino_in, uint6
                                          uint64_t off_out, size_t len) {
   if (IsHistoryIno(ino_out)) return ReadOnlyView();
   if (IsHistoryIno(ino_in)) return Status(Code::kErrno, "copy from a history view", EXDEV);
-  return engine_->CopyFileRange(c, ino_in, fh_in, off_in, ino_out, fh_out, off_out, len);
+  return RetryShared(shared_, [&] {
+    return engine_->CopyFileRange(c, ino_in, fh_in, off_in, ino_out, fh_out, off_out, len);
+  });
 }
 
 Result<uint64_t> Filesystem::OpenDir(const Caller& c, uint64_t ino) {
@@ -221,7 +253,7 @@ Status Filesystem::FsyncDir(const Caller& c, uint64_t, uint64_t, bool) { return 
 Status Filesystem::SetXattr(const Caller& c, uint64_t ino, std::string_view name,
                             std::string_view value, int flags) {
   if (IsHistoryIno(ino)) return ReadOnlyView();
-  return engine_->SetXattr(c, ino, name, value, flags);
+  return RetryShared(shared_, [&] { return engine_->SetXattr(c, ino, name, value, flags); });
 }
 Result<std::string> Filesystem::GetXattr(const Caller& c, uint64_t ino, std::string_view name) {
   if (IsHistoryIno(ino)) return engine_->HGetXattr(ino, name);
@@ -233,7 +265,7 @@ Result<std::string> Filesystem::ListXattr(const Caller& c, uint64_t ino) {
 }
 Status Filesystem::RemoveXattr(const Caller& c, uint64_t ino, std::string_view name) {
   if (IsHistoryIno(ino)) return ReadOnlyView();
-  return engine_->RemoveXattr(c, ino, name);
+  return RetryShared(shared_, [&] { return engine_->RemoveXattr(c, ino, name); });
 }
 
 Result<uint64_t> Filesystem::BeginTx(const Caller& c, const TxOptions& options) {

@@ -154,6 +154,12 @@ struct FsOptions {
   // A transaction left open for review (`dbfs tx run --keep`) is aborted
   // after this many seconds (-o tx_keep_timeout=; tx_timeout does not apply).
   uint64_t tx_keep_timeout_s = 24 * 3600;
+  // Cluster volumes (etcd://...; docs/cluster.md): every etcd and RADOS call
+  // fails with EIO after this long (-o cluster_timeout=SECONDS), and how this
+  // machine reaches Ceph if not as the volume says (-o ceph_conf=, ceph_id=).
+  uint64_t cluster_timeout_ms = 10000;
+  std::string ceph_conf;
+  std::string ceph_user;
 };
 
 // Counters shown by `dbfs stats` (ForEachCounter in fs/stats.h names them).
@@ -498,6 +504,9 @@ class Filesystem {
  private:
   explicit Filesystem(std::unique_ptr<Engine> engine);
   std::unique_ptr<Engine> engine_;
+  // Other mounts share the volume (mvcc::Store::shared()): operations that
+  // lose a commit race with one of them run again (RetryShared).
+  bool shared_ = false;
 };
 
 }  // namespace dbfs

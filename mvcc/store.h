@@ -289,6 +289,17 @@ class Store {
 
   // ---- facts ----
   virtual const VolumeInfo& info() const = 0;
+  // Whether other processes (mounts on other machines) use the volume at the
+  // same time: nothing may then be reclaimed on the assumption that this
+  // process is the only user (e.g. every orphan at mount time).
+  virtual bool shared() const { return false; }
+  // Receives the keys that other processes' commits changed (a shared()
+  // volume), soon after each commit, in commit order, on a store thread, so
+  // the layer above can drop what it caches about them. nullptr stops the
+  // calls and returns after a call in progress. Stores nobody else writes to
+  // never call it.
+  using RemoteChangeListener = std::function<void(const std::vector<KeyRef>& keys)>;
+  virtual void SetRemoteChangeListener(RemoteChangeListener fn) { (void)fn; }
   virtual StoreStats Stats() const = 0;
   virtual Result<Space> StatSpace() = 0;
   // Sticky failure: once an I/O error poisoned the store, every mutation

@@ -96,6 +96,10 @@ Result<mvcc::CommitResult> Transaction::Commit(bool durable, Validation v) {
   mvcc::CommitRequest req;
   req.durable = durable;
   req.meta = meta_;
+  // Inode locks serialize the autocommit operations of one process only: on
+  // a volume other processes share, what this one writes is validated too
+  // (first committer wins; the caller runs the operation again).
+  if (v == Validation::kNone && store_->shared()) v = Validation::kWrites;
   if (v != Validation::kNone) {
     mvcc::ValidationSet& vs = req.validation.emplace();
     vs.snapshot = snap_.csn();

@@ -5,7 +5,10 @@
 // An implicit (autocommit) transaction serves one FUSE operation. The caller
 // holds the inode locks (txn/inode_locks.h) of everything it changes before
 // it creates the Transaction, so the snapshot already contains the latest
-// committed state of those inodes and no validation is needed.
+// committed state of those inodes and no validation is needed — unless the
+// volume is shared with other processes (mvcc::Store::shared(): a cluster
+// volume mounted elsewhere too), where Commit validates the written keys and
+// the caller retries a conflict (fs/filesystem.cc RetryShared).
 //
 // An explicit transaction (dbfs tx) holds no locks while it runs; it keeps
 // its read set (when tracking is on) and is validated at commit:

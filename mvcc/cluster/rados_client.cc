@@ -170,6 +170,17 @@ Result<ObjectStat> RadosClient::Stat(const std::string& oid) const {
   return st;
 }
 
+Result<ClusterSpace> RadosClient::SpaceOfCluster() const {
+  librados::cluster_stat_t st;
+  const int rc = impl_->rados.cluster_stat(st);
+  if (rc < 0) return impl_->Error(rc, "cluster stat", "");
+  ClusterSpace out;
+  out.total_bytes = st.kb * 1024;
+  out.used_bytes = st.kb_used * 1024;
+  out.avail_bytes = st.kb_avail * 1024;
+  return out;
+}
+
 Result<std::vector<std::string>> RadosClient::ListObjects(std::string_view prefix) const {
   std::vector<std::string> out;
   // Cursors are never assigned: librados' ObjectCursor::operator= leaks the

@@ -42,6 +42,13 @@ struct ObjectStat {
   struct timespec mtime = {};
 };
 
+// Raw space of the whole cluster (all pools, before replication).
+struct ClusterSpace {
+  uint64_t total_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t avail_bytes = 0;
+};
+
 class RadosBatch;
 
 class RadosClient {
@@ -68,6 +75,8 @@ class RadosClient {
   // Names of the pool's objects starting with `prefix`, sorted. The filter
   // runs in the client: the whole pool is listed (RADOS has no name index).
   Result<std::vector<std::string>> ListObjects(std::string_view prefix) const;
+  // The cluster's raw space (statfs of a cluster volume).
+  Result<ClusterSpace> SpaceOfCluster() const;
 
   struct Impl;
 

@@ -173,10 +173,13 @@ std::string ScriptCluster::Logs() const {
 
 EtcdCluster::EtcdCluster() : ScriptCluster("etcd_cluster.sh", "etcd") {}
 
-std::unique_ptr<EtcdCluster> EtcdCluster::Start(int members, std::string* error) {
+std::unique_ptr<EtcdCluster> EtcdCluster::Start(int members, std::string* error,
+                                                bool dbfs_limits) {
   std::unique_ptr<EtcdCluster> c(new EtcdCluster());
   c->members_ = members;
-  if (!c->ScriptCluster::Start({std::to_string(members)}, error)) return nullptr;
+  std::vector<std::string> args = {std::to_string(members)};
+  if (dbfs_limits) args.push_back("--dbfs-limits");
+  if (!c->ScriptCluster::Start(args, error)) return nullptr;
   return c;
 }
 

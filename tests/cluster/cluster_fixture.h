@@ -61,7 +61,10 @@ class ScriptCluster {
 class EtcdCluster : public ScriptCluster {
  public:
   // `members` etcd members, all healthy; null with *error on failure.
-  static std::unique_ptr<EtcdCluster> Start(int members, std::string* error);
+  // `dbfs_limits`: started with the server limits a DBFS cluster volume
+  // needs (etcd_cluster.sh --dbfs-limits).
+  static std::unique_ptr<EtcdCluster> Start(int members, std::string* error,
+                                            bool dbfs_limits = false);
 
   // "127.0.0.1:P1,127.0.0.1:P2,..."
   std::string endpoints() const { return Env("ETCD_ENDPOINTS"); }
@@ -83,6 +86,9 @@ class CephCluster : public ScriptCluster {
  public:
   // One monitor and `osds` memstore OSDs with a pool ready for writes.
   static std::unique_ptr<CephCluster> Start(int osds, std::string* error);
+  static std::unique_ptr<CephCluster> Start(int osds, std::string* error, bool /*unused*/) {
+    return Start(osds, error);
+  }
 
   std::string conf_path() const { return Env("CEPH_CONF"); }
   std::string pool() const { return Env("CEPH_POOL"); }
@@ -105,10 +111,12 @@ class CephCluster : public ScriptCluster {
 template <typename ClusterT>
 class SharedCluster : public ::testing::Environment {
  public:
-  explicit SharedCluster(int size) : size_(size) {}
+  // `dbfs_limits`: an etcd cluster with the limits DBFS volumes need.
+  explicit SharedCluster(int size, bool dbfs_limits = false)
+      : size_(size), dbfs_limits_(dbfs_limits) {}
   void SetUp() override {
     std::string error;
-    instance() = ClusterT::Start(size_, &error);
+    instance() = ClusterT::Start(size_, &error, dbfs_limits_);
     if (!instance()) ADD_FAILURE() << "shared cluster: " << error;
   }
   void TearDown() override { instance().reset(); }
@@ -120,6 +128,7 @@ class SharedCluster : public ::testing::Environment {
     return c;
   }
   int size_;
+  bool dbfs_limits_;
 };
 using SharedEtcd = SharedCluster<EtcdCluster>;
 using SharedCeph = SharedCluster<CephCluster>;

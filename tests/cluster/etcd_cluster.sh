@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # A throwaway etcd cluster on 127.0.0.1 for tests and benchmarks.
 #
-#   etcd_cluster.sh start DIR [N]        N members (default 3); waits until all are healthy
+#   etcd_cluster.sh start DIR [N] [--dbfs-limits]
+#                                        N members (default 3); waits until all are healthy.
+#                                        --dbfs-limits: the server limits a DBFS cluster volume
+#                                        needs (--max-txn-ops=16384 --max-request-bytes=33554432;
+#                                        docs/cluster.md), kept for restarted members
 #   etcd_cluster.sh stop DIR             stops every member started under DIR (also after a
 #                                        partial start); leaves DIR itself
 #   etcd_cluster.sh kill-member DIR I    SIGKILLs member I (1-based)
@@ -14,6 +18,7 @@
 # replaced in ~0.3 s. Layout of DIR:
 #   env                 ETCD_ENDPOINTS=127.0.0.1:P,...  ETCD_MEMBERS=N  ETCD_ENDPOINT_<i>=...
 #   members             one line per member: "<i> <client port> <peer port>"
+#   flags               extra etcd flags of every member (--dbfs-limits)
 #   m<i>.data/ m<i>.pid m<i>.log
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
@@ -22,7 +27,7 @@ export ETCDCTL_API=3
 HEALTH_TIMEOUT=${ETCD_HEALTH_TIMEOUT:-20}
 
 usage() {
-  sed -n '2,11p' "$0" >&2
+  sed -n '2,15p' "$0" >&2
   exit 2
 }
 
@@ -47,7 +52,7 @@ launch_member() {  # launch_member DIR I STATE
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
     --initial-cluster "$(initial_cluster "$dir")" --initial-cluster-state "$state" \
     --initial-cluster-token "dbfs-test-$(basename "$dir")-$(member_field "$dir" 1 2)" \
-    --heartbeat-interval 25 --election-timeout 250
+    --heartbeat-interval 25 --election-timeout 250 $(cat "$dir/flags" 2>/dev/null)
 }
 
 endpoints() {
@@ -72,9 +77,14 @@ healthy_or_dead() {  # stop polling early when a member died
 }
 
 start() {
-  local dir=$1 n=$2 attempt ports i
+  local dir=$1 n=$2 limits=${3:-} attempt ports i
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "bad member count '$n'"
   [[ ! -e $dir/members ]] || die "$dir already holds a cluster (stop it first)"
+  case $limits in
+    "") : >"$dir/flags" ;;
+    --dbfs-limits) echo "--max-txn-ops=16384 --max-request-bytes=33554432" >"$dir/flags" ;;
+    *) die "unknown option '$limits'" ;;
+  esac
   for attempt in 1 2 3; do
     read -r -a ports <<<"$(free_ports $((2 * n)))"
     : >"$dir/members"
@@ -149,7 +159,7 @@ case $cmd in
     # A failed or interrupted start leaves nothing running.
     trap 'rc=$?; ((rc == 0)) || stop "$dir"' EXIT
     trap 'exit 143' TERM INT HUP
-    start "$dir" "${3:-3}" ;;
+    start "$dir" "${3:-3}" "${4:-}" ;;
   stop) stop "$dir" ;;
   kill-member) [[ $# -eq 3 ]] || usage; kill_member "$dir" "$3" ;;
   start-member) [[ $# -eq 3 ]] || usage; start_member "$dir" "$3" ;;

@@ -183,7 +183,7 @@ std::string MountedVolume::DefaultOptions() {
   return "allow_other";
 }
 
-std::unique_ptr<MountedVolume> MountedVolume::Create(const std::string& opts, std::string* error) {
+std::unique_ptr<MountedVolume> MountedVolume::Prepare(const std::string& opts, std::string* error) {
   std::unique_ptr<MountedVolume> v(new MountedVolume());
   v->plain_ = PlainDirMode();
   v->opts_ = opts;
@@ -205,25 +205,52 @@ std::unique_ptr<MountedVolume> MountedVolume::Create(const std::string& opts, st
     v->mounted_ = true;
     return v;
   }
-  std::string mkfs = ToolPath("mkfs.dbfs");
-  if (mkfs.empty() || ToolPath("dbfs-mount").empty()) {
+  if (ToolPath("mkfs.dbfs").empty() || ToolPath("dbfs-mount").empty()) {
     *error = "mkfs.dbfs or dbfs-mount not found in " + BinDir() +
              " (build them, or set DBFS_TEST_PLAIN_DIR=1 to test against a plain dir)";
     return nullptr;
   }
-  std::string out;
-  int rc = RunCommand({mkfs, "-q", v->volume_}, kToolTimeout, &out);
-  v->AppendLog("$ mkfs.dbfs -q " + v->volume_ + "\n" + out);
+  return v;
+}
+
+std::unique_ptr<MountedVolume> MountedVolume::Create(const std::string& opts, std::string* error) {
+  auto v = Prepare(opts, error);
+  if (!v || v->plain_) return v;
+  std::vector<std::string> argv = {ToolPath("mkfs.dbfs"), "-q", v->volume_};
+  const char* meta = Env("DBFS_TEST_CLUSTER_META");
+  const char* data = Env("DBFS_TEST_CLUSTER_DATA");
+  if (meta && data) {
+    // A cluster volume of its own on the given etcd and Ceph clusters.
+    static int n = 0;
+    v->volume_ = std::string(meta) + "/it-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+    argv = {ToolPath("mkfs.dbfs"), "-q", "--meta", v->volume_, "--data", data};
+  }
+  std::string out, cmdline = "$";
+  for (size_t i = 1; i < argv.size(); ++i) cmdline += " " + argv[i];
+  int rc = RunCommand(argv, kToolTimeout, &out);
+  v->AppendLog(cmdline + "\n" + out);
   if (rc != 0) {
     *error = "mkfs.dbfs exited " + std::to_string(rc) + ":\n" + out;
     return nullptr;
   }
-  auto r = v->Mount();
+  return v->MountOrFail(error) ? std::move(v) : nullptr;
+}
+
+std::unique_ptr<MountedVolume> MountedVolume::Attach(const std::string& volume,
+                                                     const std::string& opts, std::string* error) {
+  auto v = Prepare(opts, error);
+  if (!v || v->plain_) return v;
+  v->volume_ = volume;
+  return v->MountOrFail(error) ? std::move(v) : nullptr;
+}
+
+bool MountedVolume::MountOrFail(std::string* error) {
+  auto r = Mount();
   if (!r) {
-    *error = std::string(r.message()) + "\n--- daemon log ---\n" + v->Log();
-    return nullptr;
+    *error = std::string(r.message()) + "\n--- daemon log ---\n" + Log();
+    return false;
   }
-  return v;
+  return true;
 }
 
 MountedVolume::~MountedVolume() {

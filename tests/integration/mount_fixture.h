@@ -58,7 +58,14 @@ class MountedVolume {
   // Creates the temp dir, runs mkfs.dbfs -q and mounts with `opts` (passed as
   // dbfs-mount -o opts; empty means none). Returns null and sets *error on
   // failure (the temp dir is removed).
+  // With DBFS_TEST_CLUSTER_META=etcd://H:P,... and
+  // DBFS_TEST_CLUSTER_DATA=rados://POOL?conf=... the volume is a fresh
+  // cluster volume there instead (docs/cluster.md).
   static std::unique_ptr<MountedVolume> Create(const std::string& opts, std::string* error);
+  // Mounts an existing volume (e.g. one cluster volume mounted several
+  // times) on a mnt/ of its own temp dir.
+  static std::unique_ptr<MountedVolume> Attach(const std::string& volume, const std::string& opts,
+                                               std::string* error);
   // The default options: allow_other, so that tests can run syscalls as
   // non-root users (otherwise the kernel refuses them before DBFS sees them).
   static std::string DefaultOptions();
@@ -99,6 +106,9 @@ class MountedVolume {
 
  private:
   MountedVolume() = default;
+  // The temp dir and mnt/ (and the tool check): everything but the volume.
+  static std::unique_ptr<MountedVolume> Prepare(const std::string& opts, std::string* error);
+  bool MountOrFail(std::string* error);
   ::testing::AssertionResult ClearDeadMount();
   // Forks and execs dbfs-mount -f; returns its pid or -1.
   pid_t SpawnDaemon(std::string* error);

@@ -20,6 +20,7 @@
 #include "elle/server.h"
 #include "fs/runtime_dir.h"
 #include "fs/filesystem.h"
+#include "mvcc/volume.h"
 #include "tools/lib/metrics_server.h"
 
 namespace dbfs {
@@ -35,7 +36,8 @@ Status SetUpLogging(const MountOptions& o) {
   spdlog::sink_ptr sink;
   try {
     struct stat st {};
-    const bool is_volume = stat((o.volume + "/superblock").c_str(), &st) == 0;
+    const bool cluster = mvcc::IsClusterVolume(o.volume);
+    const bool is_volume = cluster || stat((o.volume + "/superblock").c_str(), &st) == 0;
     // Not a volume: Open fails next and the parent prints why; leave no
     // dbfs.log behind in a directory that is not ours.
     if (o.log == "syslog") {
@@ -49,8 +51,9 @@ Status SetUpLogging(const MountOptions& o) {
       sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     } else if (!is_volume) {
       sink = std::make_shared<spdlog::sinks::null_sink_mt>();
-    } else if (o.fs.read_only) {
-      // A read-only mount writes nothing to the volume, its log included.
+    } else if (o.fs.read_only || cluster) {
+      // A read-only mount writes nothing to the volume, its log included; a
+      // cluster volume has no directory to log into.
       const std::string dir = RuntimeDirOf(o);
       DBFS_RETURN_IF_ERROR(MakeRuntimeDir(dir));
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir + "/dbfs.log");

@@ -28,6 +28,7 @@
 #include "mvcc/redo.h"
 #include "mvcc/local_store.h"
 #include "mvcc/superblock.h"
+#include "mvcc/volume.h"
 #include "mvcc/volume_lock.h"
 #include "wal/crc32c.h"
 #include "wal/file_system.h"
@@ -510,6 +511,12 @@ class Pass {
 
   // Runs every check (and, in a repair pass, commits the repairs).
   void Run();
+  // Checks the state of `store` at snapshot `snap` instead of a volume
+  // directory (a cluster volume, check only): no LMDB, no WAL; file data is
+  // checked by reading it back through the store.
+  void RunOnStore(mvcc::Store* store, Csn snap);
+  // The model and every check on it (after the tables are read).
+  void RunChecks();
 
   std::vector<Finding> errors;
   std::vector<std::string> warnings, notes;
@@ -566,6 +573,8 @@ class Pass {
   // Whether WAL bytes [off, off + len) of segment `seg` are all zero (false
   // when they cannot be read).
   bool BytesAreZeros(uint32_t seg, uint64_t off, uint32_t len);
+  // RunOnStore: "" when the slice's bytes read back, else what is wrong.
+  std::string StoreRef(const Slice& s);
   void CheckXattrs();
   void ReclaimOrphans();
   void Commit();
@@ -621,6 +630,8 @@ class Pass {
   bool replay_ok_ = true;
 
   std::unique_ptr<mvcc::LocalStore> store_;  // repair pass only
+  mvcc::Store* source_ = nullptr;            // RunOnStore: the store checked
+  Csn source_snap_ = 0;
 
   // The model.
   std::map<uint64_t, Inode> inodes_;
@@ -1475,6 +1486,12 @@ void Pass::CheckLinkCounts() {
 }
 
 bool Pass::BytesAreZeros(uint32_t seg, uint64_t off, uint32_t len) {
+  if (source_) {
+    std::string buf(len, '\0');
+    mvcc::DataRef ref{seg, off, len};
+    return source_->ReadData(ref, 0, len, buf.data()).ok() &&
+           buf.find_first_not_of('\0') == std::string::npos;
+  }
   auto f = wal::DefaultFileSystem()->Open(wal::SegmentPath(dir_ + "/wal", seg),
                                           wal::FileSystem::kReadOnly);
   if (!f.ok()) return false;
@@ -1553,7 +1570,7 @@ void Pass::CheckExtents() {
         s.len -= cut;
       }
       const WalRec* bad = nullptr;
-      std::string ref = wal.CheckRef(s.segment, s.data, s.len, &bad);
+      std::string ref = source_ ? StoreRef(s) : wal.CheckRef(s.segment, s.data, s.len, &bad);
       if (!ref.empty()) {
         if (bad) referenced_bad_.insert({s.segment, bad->off});
         Fix(where + ": " + range() + " point to " + ref, "removed (they read as zeros)");
@@ -1760,6 +1777,48 @@ void Pass::Run() {
     return;
   }
   if (repair_ && !OpenStore()) return;
+  RunChecks();
+  WalChecks();
+  ReclaimOrphans();
+  if (repair_) {
+    Commit();
+    repaired = operational.empty();
+  }
+}
+
+std::string Pass::StoreRef(const Slice& s) {
+  std::string buf(s.len, '\0');
+  Status st = source_->ReadData(mvcc::DataRef{s.segment, s.data, s.len}, 0, s.len, buf.data());
+  if (st.ok()) return "";
+  return "data that cannot be read (segment " + Num(s.segment) + " offset " + Num(s.data) + ": " +
+         st.ToString() + ")";
+}
+
+void Pass::RunOnStore(mvcc::Store* store, Csn snap) {
+  source_ = store;
+  source_snap_ = snap;
+  full = clean = true;
+  prog_.Phase("reading the tables");
+  for (int t = 0; t < mvcc::kNumTables; ++t) {
+    Status st = store->Scan(snap, static_cast<Table>(t), "", "",
+                            [&](std::string_view k, std::string_view v) {
+                              raw_[t].keys[std::string(k)].value = std::string(v);
+                              ++versions;
+                              return true;
+                            });
+    if (!st.ok()) {
+      operational = std::string("reading table '") + mvcc::kTableNames[t] + "': " + st.ToString();
+      return;
+    }
+    raw_[t].readable = true;
+  }
+  visible_csn_ = snap;
+  next_ino_ = store->next_ino();  // read after the snapshot: above all of its inodes
+  RunChecks();
+  ReclaimOrphans();
+}
+
+void Pass::RunChecks() {
   DecodeModel();
   CheckInodes();
   CheckRoot();
@@ -1771,12 +1830,6 @@ void Pass::Run() {
   CheckLinkCounts();
   CheckExtents();
   CheckXattrs();
-  WalChecks();
-  ReclaimOrphans();
-  if (repair_) {
-    Commit();
-    repaired = operational.empty();
-  }
 }
 
 bool HasFixable(const Pass& p) {
@@ -1794,7 +1847,63 @@ void AppendNew(std::vector<std::string>* to, const std::vector<std::string>& fro
 
 }  // namespace
 
+namespace {
+
+// The model's sizes into the report.
+void CopyCounts(const Pass& p, FsckReport* rep) {
+  rep->inodes = p.inode_count();
+  rep->dirents = p.dirent_count();
+  rep->extents = p.extent_count();
+  rep->xattrs = p.xattr_count();
+  rep->orphans = p.orphan_count();
+  rep->live_bytes = p.live_bytes;
+}
+
+// A cluster volume (docs/cluster.md): checked at one snapshot revision of a
+// read-only store, also while mounts are live (the store's session keeps
+// that revision from being compacted).
+FsckReport FsckClusterVolume(const std::string& spec, const FsckOptions& options) {
+  FsckReport rep;
+  Progress prog(options.progress);
+  auto fail = [&](int code, std::string msg) {
+    rep.errors.push_back(std::move(msg));
+    rep.exit_code = code;
+    return rep;
+  };
+  if (options.repair) {
+    return fail(kFsckOperational, spec + ": repairing (-y) a cluster volume is not supported yet; "
+                                         "fsck.dbfs -n checks it");
+  }
+  prog.Phase("opening the cluster volume");
+  mvcc::OpenVolumeOptions o;
+  o.local.read_only = true;
+  auto store = mvcc::OpenVolume(spec, o);
+  if (!store.ok()) {
+    return fail(store.status().code() == Code::kCorruption ? kFsckUncorrected : kFsckOperational,
+                store.status().ToString());
+  }
+  SuperblockState sbs;
+  sbs.sb.uuid = (*store)->info().uuid;
+  sbs.sb.chunk_size = (*store)->info().chunk_size;
+  mvcc::Snapshot snap = (*store)->AcquireSnapshot();
+  Pass p(spec, sbs, options, false, prog);
+  p.RunOnStore(store->get(), snap.csn());
+  prog.Phase("done");
+  for (const auto& e : p.errors) rep.errors.push_back(e.msg);
+  rep.warnings = p.warnings;
+  rep.notes = p.notes;
+  rep.notes.push_back("checked the state at revision " + Num(snap.csn()));
+  rep.full_check = rep.was_clean = true;
+  CopyCounts(p, &rep);
+  if (!p.operational.empty()) return fail(kFsckOperational, p.operational);
+  rep.exit_code = rep.errors.empty() ? kFsckClean : kFsckUncorrected;
+  return rep;
+}
+
+}  // namespace
+
 FsckReport Fsck(const std::string& volume_dir, const FsckOptions& options) {
+  if (mvcc::IsClusterVolume(volume_dir)) return FsckClusterVolume(volume_dir, options);
   FsckReport rep;
   Progress prog(options.progress);
   auto fail = [&](int code, std::string msg) {
@@ -1867,16 +1976,11 @@ FsckReport Fsck(const std::string& volume_dir, const FsckOptions& options) {
   if (!blocked.empty()) rep.errors.push_back("cannot repair: " + blocked);
   rep.warnings = p.warnings;
   rep.notes = std::move(notes);
-  rep.inodes = p.inode_count();
-  rep.dirents = p.dirent_count();
-  rep.extents = p.extent_count();
-  rep.xattrs = p.xattr_count();
-  rep.orphans = p.orphan_count();
+  CopyCounts(p, &rep);
   rep.lmdb_versions = p.versions;
   rep.wal_segments = p.wal.segs.size();
   rep.wal_records = p.wal.records;
   rep.wal_bytes = p.wal.bytes;
-  rep.live_bytes = p.live_bytes;
   rep.commits_replayed = p.replayed;
   if (!p.operational.empty()) {
     rep.errors.push_back(p.operational);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fs/filesystem.h"
+#include "mvcc/volume.h"
 #include "mvcc/volume_lock.h"
 
 namespace dbfs {
@@ -136,6 +137,13 @@ Result<Superblock> Mkfs(const std::string& volume_dir, const MkfsOptions& option
     DBFS_RETURN_IF_ERROR(SyncDir(ParentDir(dir)));
   }
   return sb;
+}
+
+Status MkfsCluster(const std::string& meta_url, const std::string& data_url,
+                   const MkfsOptions& options) {
+  DBFS_RETURN_IF_ERROR(
+      mvcc::CreateClusterVolume(meta_url, data_url, options.force, mvcc::ClusterOpenOptions{}));
+  return Filesystem::Initialize(meta_url);
 }
 
 }  // namespace dbfs

@@ -35,4 +35,13 @@ struct MkfsOptions {
 // mkfs.dbfs --force again repairs it.
 Result<Superblock> Mkfs(const std::string& volume_dir, const MkfsOptions& options);
 
+// Creates a cluster volume (docs/cluster.md): its superblock, counters and
+// root directory as keys under /dbfs/NAME/ of the etcd cluster `meta_url`
+// (etcd://H:P[,H:P...]/NAME), its file data to go to `data_url`
+// (rados://POOL[?conf=PATH&id=USER]). Refuses an existing NAME (Exists)
+// unless options.force, which first removes the old volume's keys and data
+// objects — never do that while it is mounted anywhere.
+Status MkfsCluster(const std::string& meta_url, const std::string& data_url,
+                   const MkfsOptions& options);
+
 }  // namespace dbfs

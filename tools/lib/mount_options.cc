@@ -12,7 +12,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "fs/runtime_dir.h"
 #include "libdbfs/mountinfo.h"
+#include "mvcc/volume.h"
 
 namespace dbfs {
 
@@ -126,7 +128,8 @@ const std::string_view kMountOptionNames[] = {
     "default_permissions", "no_default_permissions", "dev", "nodev", "suid", "nosuid", "exec",
     "noexec", "entry_timeout=", "attr_timeout=", "direct_io", "tx_timeout=", "tx_max_bytes=",
     "checkpoint_mb=", "checkpoint_interval=", "wal_segment_mb=", "runtime_dir=", "history=",
-    "tx_keep_timeout=", "metrics_port=", "elle_port=", "elle_weaken"};
+    "tx_keep_timeout=", "metrics_port=", "elle_port=", "elle_weaken", "cluster_timeout=",
+    "ceph_conf=", "ceph_id="};
 const size_t kMountOptionCount = std::size(kMountOptionNames);
 
 Status ParseMountOptions(std::string_view list, MountOptions* out) {
@@ -230,6 +233,21 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
       DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.history_window_s));
     } else if (key == "tx_keep_timeout" && has_value) {
       DBFS_RETURN_IF_ERROR(ParseDuration(key, value, &out->fs.tx_keep_timeout_s));
+    } else if (key == "cluster_timeout" && has_value) {
+      double seconds = 0;
+      DBFS_RETURN_IF_ERROR(ParseSeconds(key, value, &seconds));
+      if (seconds < 0.1 || seconds > 3600) {
+        return Status::Invalid("mount option cluster_timeout: between 0.1 and 3600 seconds");
+      }
+      out->fs.cluster_timeout_ms = static_cast<uint64_t>(seconds * 1000);
+    } else if (key == "ceph_conf" && has_value) {
+      if (value.empty() || value[0] != '/') {
+        return Status::Invalid("mount option ceph_conf: an absolute path is needed");
+      }
+      out->fs.ceph_conf = std::string(value);
+    } else if (key == "ceph_id" && has_value) {
+      if (value.empty()) return Status::Invalid("mount option ceph_id: a user name is needed");
+      out->fs.ceph_user = std::string(value);
     } else if ((key == "elle_port" || key == "metrics_port") && has_value) {
       uint64_t port = 0;
       DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &port));
@@ -289,8 +307,14 @@ Status RemountKernel(const MountOptions& o) {
 }
 
 Status CheckMountTarget(MountOptions* o) {
-  DBFS_RETURN_IF_ERROR(CheckDirectory("volume", &o->volume));
+  const bool cluster = mvcc::IsClusterVolume(o->volume);
+  // A cluster volume is an etcd:// address, not a directory.
+  if (!cluster) DBFS_RETURN_IF_ERROR(CheckDirectory("volume", &o->volume));
   DBFS_RETURN_IF_ERROR(CheckDirectory("mountpoint", &o->mountpoint));
+  if (cluster && o->runtime_dir.empty()) {
+    // Many mounts of one cluster volume may share a machine: each gets its own.
+    o->runtime_dir = DefaultRuntimeDir(o->volume + "@" + o->mountpoint);
+  }
   std::ifstream in("/proc/self/mountinfo");
   if (!in) return Status::IOError("cannot read /proc/self/mountinfo");
   std::string line;
