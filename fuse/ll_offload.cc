@@ -32,6 +32,10 @@ void UringOffload::Install(fuse_session* se) { fuse_session_set_uring_dispatch(s
 bool UringOffload::MayBlock(const struct fuse_in_header& in, const void* op_in) const {
   // Blocking POSIX locks and flock(2) without LOCK_NB both arrive as SETLKW.
   if (in.opcode == FUSE_SETLKW) return true;
+  // Durability waits: the WAL sync is shared by every commit waiting for it
+  // (group commit), so waiters must not queue behind one another; and a
+  // WAL sync that does not come back (a failing disk) must not stop reads.
+  if (sync_mount_ || in.opcode == FUSE_FSYNC || in.opcode == FUSE_FSYNCDIR) return true;
   if (in.opcode == FUSE_WRITE) {
     // An O_DIRECT write drops the cached pages it overlaps before its reply
     // (ops::Write). The kernel writes dirty ones back first, with WRITE
@@ -43,6 +47,7 @@ bool UringOffload::MayBlock(const struct fuse_in_header& in, const void* op_in) 
         (w.flags & O_DIRECT) != 0) {
       return true;
     }
+    if ((w.flags & (O_SYNC | O_DSYNC)) != 0) return true;  // waits for the WAL sync
   }
   // Any request of a process in an explicit transaction may wait for a
   // --lock transaction's inode lock, and commits wait for the kernel's entry

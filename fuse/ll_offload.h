@@ -2,7 +2,9 @@
 //
 // Over io_uring each CPU's requests are served one after the other by that
 // CPU's ring thread (fuse/ll_transport.h). A handler that waits — F_SETLKW
-// or a blocking flock, a `dbfs tx run --lock` transaction waiting for
+// or a blocking flock, an fsync waiting for the WAL sync (group commit: the
+// fsyncs of many callers share one sync only if they reach the engine
+// together), a `dbfs tx run --lock` transaction waiting for
 // another's inode lock, a transaction commit waiting for the kernel to drop
 // directory entries — would stall every request queued behind it on that
 // CPU, among them the one that ends the wait. Such requests therefore run on
@@ -31,8 +33,9 @@ class UringOffload {
   // every ring request is offloaded (any of them may wait for a lock).
   // `before_drain` runs when the session loop ends, before waiting for the
   // offloaded requests: it must end their waits (AdapterLocks::Shutdown).
-  UringOffload(TxBindings* bindings, std::function<void()> before_drain)
-      : bindings_(bindings), before_drain_(std::move(before_drain)) {}
+  // `sync_mount`: -o sync, every change waits for its WAL sync.
+  UringOffload(TxBindings* bindings, bool sync_mount, std::function<void()> before_drain)
+      : bindings_(bindings), sync_mount_(sync_mount), before_drain_(std::move(before_drain)) {}
   ~UringOffload();  // joins the workers
   UringOffload(const UringOffload&) = delete;
   UringOffload& operator=(const UringOffload&) = delete;
@@ -54,6 +57,7 @@ class UringOffload {
   void Drain();
 
   TxBindings* bindings_;
+  const bool sync_mount_;
   std::function<void()> before_drain_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

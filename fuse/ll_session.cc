@@ -289,7 +289,8 @@ Status ServeSession(const SessionOptions& o, Adapter* adapter, const ReadyCallba
   // Declared after the session, so destroyed before it.
   TransportScope transport_scope(&transport, se.get());
   // Over io_uring, requests that may block leave the ring threads.
-  UringOffload offload(&adapter->bindings(), [adapter] { adapter->locks().Shutdown(); });
+  UringOffload offload(&adapter->bindings(), o.sync,
+                       [adapter] { adapter->locks().Shutdown(); });
   if (transport.requested()) offload.Install(se.get());
   ShutdownSignals signals(se.get(), &adapter->locks());
   DBFS_RETURN_IF_ERROR(signals.status());

@@ -31,6 +31,7 @@ struct SessionOptions {
   bool suid = false;
   bool noexec = false;
   bool read_only = false;  // -o ro: the kernel refuses every change (EROFS)
+  bool sync = false;       // -o sync: every change waits for its WAL sync
   // -o io_uring=auto|on|off (fuse/ll_transport.h) and io_uring_q_depth=N
   // (0: kDefaultUringQueueDepth).
   UringMode io_uring = UringMode::kAuto;

@@ -124,6 +124,7 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       so.suid = o.suid.value_or(geteuid() == 0);
       so.noexec = o.noexec;
       so.read_only = o.fs.read_only;
+      so.sync = o.fs.sync;
       so.io_uring = o.io_uring;
       so.io_uring_q_depth = o.io_uring_q_depth;
       if (s.ok()) s = fuse::ServeSession(so, &adapter, report);
