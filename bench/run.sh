@@ -1,5 +1,5 @@
 #!/bin/bash
-# Usage: bench/run.sh [--quick | --smoke] [--disk] [--bin DIR] [--reps N] [--out DIR] [--only W,...]
+# Usage: bench/run.sh [--quick | --smoke] [--disk] [--io-uring auto|on|off] [--bin DIR] [--reps N] [--out DIR] [--only W,...]
 #
 # Side-by-side benchmark of three targets over the same backing directory:
 #   dbfs         mkfs.dbfs + dbfs-mount of a volume inside the backing directory
@@ -14,6 +14,9 @@
 #   --quick   scaled-down sizes, 1-3 repetitions (a few minutes)
 #   --smoke   tiny sizes, 1 repetition (CI: checks that the suite works)
 #   --disk    backing directory on disk (/var/tmp) instead of tmpfs
+#   --io-uring M  DBFS's FUSE transport: dbfs-mount -o io_uring=M (default
+#             auto); `on` turns the fuse module's enable_uring on first. The
+#             header says which transport served (the daemon's log).
 #   --bin D   directory holding mkfs.dbfs, dbfs-mount, dbfs (default: build/bin,
 #             else build-bench/bin of this repository)
 #   --reps N  override the number of repetitions
@@ -26,22 +29,27 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-MODE=full DISK=0 BIN="" REPS_OVERRIDE="" OUT="$REPO/bench/results" ONLY=""
+MODE=full DISK=0 BIN="" REPS_OVERRIDE="" OUT="$REPO/bench/results" ONLY="" URING=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
     --smoke) MODE=smoke ;;
     --disk) DISK=1 ;;
+    --io-uring) URING=$2; shift ;;
     --bin) BIN=$2; shift ;;
     --reps) REPS_OVERRIDE=$2; shift ;;
     --out) OUT=$2; shift ;;
     --only) ONLY=",$2,"; shift ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root" >&2; exit 2; }
+case "$URING" in auto | on | off) ;; *) echo "run.sh: --io-uring takes auto, on or off" >&2; exit 2 ;; esac
+if [ "$URING" = on ] && [ -e /sys/module/fuse/parameters/enable_uring ]; then
+  echo Y >/sys/module/fuse/parameters/enable_uring
+fi
 
 if [ -z "$BIN" ]; then
   for d in "$REPO/build/bin" "$REPO/build-bench/bin"; do
@@ -142,7 +150,7 @@ wait_mounted() { # MNT PID
 }
 
 dbfs_start() { # mount an existing volume in the foreground (pid known), wait until live
-  "$BIN/dbfs-mount" "$VOL" "$MNT_DBFS" -f >>"$LOG/dbfs.log" 2>&1 &
+  "$BIN/dbfs-mount" "$VOL" "$MNT_DBFS" -f -o "io_uring=$URING" >>"$LOG/dbfs.log" 2>&1 &
   DBFS_PID=$!
   wait_mounted "$MNT_DBFS" "$DBFS_PID"
 }
@@ -412,6 +420,9 @@ run_workload wl_make "$HEAVY_REPS" "${ALL[@]}"
 run_workload wl_tx "$REPS" dbfs
 run_workload wl_recovery "$REC_REPS" dbfs
 echo "run.sh: workloads took $((SECONDS - START)) s" >&2
+# Which transport the DBFS daemons served (dbfs-mount's log line).
+TRANSPORT=$(grep -o 'fuse: transport [^ ]*' "$LOG/dbfs.log" 2>/dev/null | sort | uniq -c | sed 's/fuse: transport //' | awk '{ printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1 }')
+HEADER="$HEADER, DBFS io_uring=$URING (served: ${TRANSPORT:-unknown})"
 
 # ---------------------------------------------------------------- report
 python3 - "$RAW" "$CSV" "$TMP/ratios.dat" "$HEADER" <<'EOF'

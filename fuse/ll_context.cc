@@ -71,7 +71,11 @@ void AdapterLocks::ReleaseOfd(uint64_t ino, uint64_t fh) {
   for (uint64_t owner : owners) mgr_.ReleaseRanges(owner, ino);
 }
 
-Adapter& AdapterOf(fuse_req_t req) { return *static_cast<Adapter*>(fuse_req_userdata(req)); }
+Adapter& AdapterOf(fuse_req_t req) {
+  Adapter& a = *static_cast<Adapter*>(fuse_req_userdata(req));
+  a.transport().NoteRequest(fuse_req_is_uring(req));
+  return a;
+}
 
 Caller CallerOf(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);

@@ -18,9 +18,9 @@
 
 #include "fs/filesystem.h"
 #include "fuse/control.h"
-#include "fuse/ll_device.h"
 #include "fuse/ll_fuse.h"
 #include "fuse/ll_invalidator.h"
+#include "fuse/ll_transport.h"
 #include "fuse/tx_binding.h"
 #include "kvstore/status.h"
 #include "txn/lock_manager.h"
@@ -103,7 +103,7 @@ class Adapter {
   TxBindings& bindings() { return bindings_; }
   ControlChannel& control() { return control_; }
   Invalidator& invalidator() { return invalidator_; }
-  DeviceChannel& channel() { return channel_; }
+  Transport& transport() { return transport_; }
   const CachePolicy& cache() const { return cache_; }
 
  private:
@@ -112,10 +112,12 @@ class Adapter {
   TxBindings bindings_;
   ControlChannel control_;
   Invalidator invalidator_;
-  DeviceChannel channel_;
+  Transport transport_;
   CachePolicy cache_;
 };
 
+// The adapter of the session `req` came from. Also notes the request's
+// transport (the first one after INIT logs which transport runs).
 Adapter& AdapterOf(fuse_req_t req);
 
 // Entry and attribute timeout of history views' immutable inodes (seconds).

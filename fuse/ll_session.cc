@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fuse/ll_fuse.h"
+#include "fuse/ll_offload.h"
 #include "fuse/ll_ops.h"
 
 namespace dbfs::fuse {
@@ -27,6 +28,11 @@ namespace {
 
 std::mutex g_fuse_error_mu;
 std::string g_fuse_error;  // last error libfuse logged, for error messages
+
+// The transport of the session being served (one per process), told when
+// libfuse logs that its rings failed to start: that is its only report.
+std::atomic<Transport*> g_transport{nullptr};
+constexpr std::string_view kRingStartFailed = "fuse: failed to start io-uring";
 
 std::string LastFuseError() {
   std::lock_guard<std::mutex> g(g_fuse_error_mu);
@@ -50,6 +56,11 @@ void FuseLog(enum fuse_log_level level, const char* fmt, va_list ap) {
     l = spdlog::level::info;
   }
   spdlog::log(l, "libfuse: {}", msg);
+  if (msg.compare(0, kRingStartFailed.size(), kRingStartFailed) == 0) {
+    if (Transport* t = g_transport.load(); t != nullptr && !t->OnRingStartFailed(msg)) {
+      fuse_session_exit(t->session());
+    }
+  }
 }
 
 // ---------------------------------------------------------------- signals
@@ -169,7 +180,7 @@ std::string EscapeOptionValue(std::string_view s) {
 // The argv libfuse parses: session options and kernel mount options.
 class FuseArgs {
  public:
-  explicit FuseArgs(const SessionOptions& o) {
+  FuseArgs(const SessionOptions& o, bool io_uring) {
     std::string opts = "fsname=dbfs:" + EscapeOptionValue(o.source) + ",subtype=dbfs";
     if (o.default_permissions) opts += ",default_permissions";
     if (o.allow_other) opts += ",allow_other";
@@ -179,6 +190,18 @@ class FuseArgs {
     opts += o.suid ? ",suid" : ",nosuid";
     if (o.noexec) opts += ",noexec";
     if (o.read_only) opts += ",ro";
+    if (io_uring) {
+      // A request holds its ring entry until its reply, and the kernel
+      // queues a request only on the ring of its caller's CPU: requests that
+      // wait (locks, --lock transactions) each hold one, and once a ring's
+      // entries are all held, the request that would end the waits cannot
+      // even arrive. libfuse's default of 8 per CPU deadlocked 16 --lock
+      // transactions on 2 CPUs (integration_uring.tx); 64 per CPU matches
+      // the classic loop's 64 workers. Entries' buffers are max_write each,
+      // touched only as far as requests use them.
+      const unsigned depth = o.io_uring_q_depth > 0 ? o.io_uring_q_depth : kDefaultUringQueueDepth;
+      opts += ",io_uring,io_uring_q_depth=" + std::to_string(depth);
+    }
     strings_ = {"dbfs-mount", "-o", opts};
     if (o.debug) strings_.push_back("-d");
     for (std::string& s : strings_) argv_.push_back(s.data());
@@ -236,18 +259,39 @@ struct LoopConfigDeleter {
 };
 using LoopConfigPtr = std::unique_ptr<fuse_loop_config, LoopConfigDeleter>;
 
-// Creates the session, mounts, reports ready, serves until unmount/signal,
-// unmounts. REQUIRES: the shutdown signals are blocked in this thread.
+
+// For its lifetime, libfuse's log reaches the session's transport.
+class TransportScope {
+ public:
+  TransportScope(Transport* t, fuse_session* se) {
+    t->set_session(se);
+    g_transport.store(t);
+  }
+  ~TransportScope() { g_transport.store(nullptr); }
+  TransportScope(const TransportScope&) = delete;
+  TransportScope& operator=(const TransportScope&) = delete;
+};
+
 }  // namespace
 
 Status ServeSession(const SessionOptions& o, Adapter* adapter, const ReadyCallback& report) {
-  FuseArgs args(o);
+  Transport& transport = adapter->transport();
+  std::string refused;
+  if (!transport.Decide(o.io_uring, ProbeUringSupport(), &refused)) {
+    return Status::Invalid(refused);
+  }
+  FuseArgs args(o, transport.requested());
   spdlog::debug("fuse args: {}", args.ToString());
   SessionPtr se(fuse_session_new(args.get(), &Operations(), sizeof(fuse_lowlevel_ops), adapter));
   if (!se) {
     return Status::Invalid("cannot create the FUSE session: " + LastFuseError());
   }
   // Declared after the session, so destroyed before it.
+  TransportScope transport_scope(&transport, se.get());
+  // Over io_uring, requests that may block leave the ring threads.
+  UringOffload offload(&adapter->bindings(), o.sync,
+                       [adapter] { adapter->locks().Shutdown(); });
+  if (transport.requested()) offload.Install(se.get());
   ShutdownSignals signals(se.get(), &adapter->locks());
   DBFS_RETURN_IF_ERROR(signals.status());
   // Ends (after the unmount below) before the session is destroyed.
@@ -255,8 +299,6 @@ Status ServeSession(const SessionOptions& o, Adapter* adapter, const ReadyCallba
   if (fuse_session_mount(se.get(), o.mountpoint.c_str()) != 0) {
     return Status::IOError(fmt::format("cannot mount on {}: {}", o.mountpoint, LastFuseError()));
   }
-  // Before the loop reads the kernel's INIT request.
-  adapter->channel().Install(se.get(), /*want_direct_io_mmap=*/true);
   spdlog::info("mounted {} on {}", o.source, o.mountpoint);
   report(Status::Ok());
 
@@ -280,7 +322,9 @@ Status ServeSession(const SessionOptions& o, Adapter* adapter, const ReadyCallba
     rc = fuse_session_loop_mt(se.get(), cfg.get());
   }
   fuse_session_unmount(se.get());
-  spdlog::info("unmounted {}", o.mountpoint);
+  spdlog::info("unmounted {} ({} request(s) moved off the io_uring rings)", o.mountpoint,
+               offload.offloaded());
+  if (transport.failed()) return Status::IOError(transport.failure());
   if (rc < 0) return Status::FromErrno(-rc, "fuse session loop");
   return Status::Ok();
 }

@@ -10,9 +10,14 @@
 #include <string>
 
 #include "fuse/ll_context.h"
+#include "fuse/ll_transport.h"
 #include "kvstore/status.h"
 
 namespace dbfs::fuse {
+
+// Requests in flight per CPU ring unless -o io_uring_q_depth= says otherwise
+// (libfuse's own default is 8; see FuseArgs in ll_session.cc).
+inline constexpr unsigned kDefaultUringQueueDepth = 64;
 
 struct SessionOptions {
   std::string source;      // shown in /proc/mounts as "dbfs:SOURCE" (the volume)
@@ -26,6 +31,11 @@ struct SessionOptions {
   bool suid = false;
   bool noexec = false;
   bool read_only = false;  // -o ro: the kernel refuses every change (EROFS)
+  bool sync = false;       // -o sync: every change waits for its WAL sync
+  // -o io_uring=auto|on|off (fuse/ll_transport.h) and io_uring_q_depth=N
+  // (0: kDefaultUringQueueDepth).
+  UringMode io_uring = UringMode::kAuto;
+  unsigned io_uring_q_depth = 0;
 };
 
 // Called once when the mount is live (ok) or has failed before going live.

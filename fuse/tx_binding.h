@@ -61,6 +61,8 @@ class TxBindings {
   void Unbind(uint64_t tx);
   // The transaction the task `pid` runs in (0: none).
   uint64_t TxOf(int32_t pid);
+  // Whether any transaction is bound now (one atomic load).
+  bool AnyBound() const { return bound_.load(std::memory_order_acquire) != 0; }
 
   // Transactions aborted because their root process was gone.
   uint64_t root_gone_aborts() const { return root_gone_.load(std::memory_order_relaxed); }

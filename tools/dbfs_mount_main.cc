@@ -6,6 +6,7 @@
 // `fusermount3 -u MOUNTPOINT` or SIGTERM.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,7 +42,10 @@ int main(int argc, char** argv) {
                  "tx_keep_timeout=DURATION, metrics_port=PORT (Prometheus text at "
                  "http://127.0.0.1:PORT/metrics), elle_port=PORT, runtime_dir=DIR (Elle socket and token; "
                  "default /run/dbfs/VOLUME-HASH for root, $XDG_RUNTIME_DIR/dbfs/... otherwise), dev, nodev, suid, nosuid, exec, "
-                 "noexec (root mounts default to dev,suid like mount(8); other users get "
+                 "noexec, io_uring=auto|on|off (FUSE over io_uring when the kernel offers it; "
+                 "auto by default, falls back to /dev/fuse and says why; on refuses to mount "
+                 "without it), io_uring_q_depth=N (requests in flight per CPU, default 64) "
+                 "(root mounts default to dev,suid like mount(8); other users get "
                  "nodev,nosuid) (other generic mount(8) options such as auto are ignored)")
       ->allow_extra_args(false);
   app.add_flag("-f,--foreground", foreground, "Stay in the foreground, log to stderr");
@@ -71,6 +75,13 @@ int main(int argc, char** argv) {
   if (debug) {
     o.log_level = spdlog::level::debug;
     o.fs.log_level = "debug";
+  }
+  // DBFS_IO_URING=auto|on|off: the default of -o io_uring (how the test
+  // suites run every mount under one transport).
+  if (const char* env = std::getenv("DBFS_IO_URING"); env != nullptr && *env != '\0') {
+    if (dbfs::Status s = dbfs::ParseMountOptions(std::string("io_uring=") + env, &o); !s.ok()) {
+      return Fail(dbfs::Status::Invalid("DBFS_IO_URING: " + s.message()));
+    }
   }
   for (const std::string& list : option_lists) {
     if (dbfs::Status s = dbfs::ParseMountOptions(list, &o); !s.ok()) return Fail(s);

@@ -25,7 +25,9 @@ done
 
 packages=(
   build-essential cmake pkg-config g++ make
-  libfuse3-dev fuse3
+  # libfuse is vendored (third_party/libfuse); fuse3 gives fusermount3, liburing-dev
+  # and libnuma-dev its FUSE-over-io_uring transport.
+  fuse3 liburing-dev libnuma-dev
   liblmdb-dev lmdb-utils
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev googletest

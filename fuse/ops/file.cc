@@ -42,7 +42,7 @@ bool IsDirectWrite(const fuse_file_info* fi) { return fi->writepage == 0 && fi->
 // ran 6-9x slower without it). So it uses direct I/O only for a file that is
 // empty when opened (a new file, or O_TRUNC), which it can only be writing
 // first; an existing file keeps the page cache. Mapping a direct-I/O file
-// shared needs FUSE_DIRECT_IO_ALLOW_MMAP (DeviceChannel); without it
+// shared needs FUSE_DIRECT_IO_ALLOW_MMAP (negotiated in ops/init.cc); without it
 // read-write descriptors always keep the page cache.
 //
 // `-o direct_io` makes every descriptor use direct I/O. Not a cache bypass
@@ -59,7 +59,7 @@ bool SetCacheMode(fuse_req_t req, const Caller& c, uint64_t ino, uint64_t size,
   const int mode = fi->flags & O_ACCMODE;
   const bool writes =
       mode == O_WRONLY ||
-      (mode == O_RDWR && size == 0 && AdapterOf(req).channel().direct_io_mmap());
+      (mode == O_RDWR && size == 0 && AdapterOf(req).transport().direct_io_mmap());
   fi->direct_io = uncached || writes || AdapterOf(req).cache().direct_io;
   // Keep other descriptors' cached pages: opening to write changes nothing yet.
   fi->keep_cache = !uncached;

@@ -124,8 +124,21 @@ dbfs_cleanup() {
   exit "$rc"
 }
 
+# DBFS_IO_URING=on (the integration_uring.* variants, tests/integration/
+# CMakeLists.txt): every dbfs-mount serves over io_uring. The fuse module must
+# allow it: the parameter is turned on here (root), else the test is skipped
+# and says why.
+uring_ready() {
+  [ "${DBFS_IO_URING:-}" = on ] || return 0
+  local p=${DBFS_FUSE_URING_PARAM:-/sys/module/fuse/parameters/enable_uring}
+  [ -e "$p" ] || skip "io_uring variant: $p is missing (kernel without FUSE-over-io_uring)"
+  if [ "$(cat "$p")" != Y ]; then echo Y >"$p" 2>/dev/null || true; fi
+  [ "$(cat "$p")" = Y ] || skip "io_uring variant: $p is $(cat "$p") and cannot be set to Y here"
+}
+
 dbfs_setup() {
   [ "$(id -u)" = 0 ] || skip "integration tests run as root"
+  uring_ready
   T=$(mktemp -d /tmp/dbfs-sh-XXXXXX)
   chmod 755 "$T"
   VOL=$T/volume

@@ -50,6 +50,41 @@ void CloseExtraFds() {
 
 std::string Errno(const char* what) { return std::string(what) + ": " + strerror(errno); }
 
+// DBFS_IO_URING=on (the integration_uring.* variants, tests/integration/
+// CMakeLists.txt): every dbfs-mount serves over io_uring. The fuse module
+// must allow it: the parameter is turned on here (root); else every test of
+// the binary is skipped, saying why.
+std::string ReadWord(const std::string& path) {
+  std::ifstream in(path);
+  std::string w;
+  in >> w;
+  return w;
+}
+
+class UringVariant : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char* mode = Env("DBFS_IO_URING");
+    if (mode == nullptr || std::string(mode) != "on") return;
+    const char* override_path = Env("DBFS_FUSE_URING_PARAM");
+    const std::string p =
+        override_path ? override_path : "/sys/module/fuse/parameters/enable_uring";
+    if (access(p.c_str(), F_OK) != 0) {
+      GTEST_SKIP() << "io_uring variant: " << p
+                   << " is missing (kernel without FUSE-over-io_uring)";
+    }
+    if (ReadWord(p) != "Y") {
+      std::ofstream(p) << "Y\n";
+    }
+    const std::string v = ReadWord(p);
+    if (v != "Y") {
+      GTEST_SKIP() << "io_uring variant: " << p << " is " << v << " and cannot be set to Y here";
+    }
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kUringVariant =
+    ::testing::AddGlobalTestEnvironment(new UringVariant);
+
 }  // namespace
 
 bool PlainDirMode() {

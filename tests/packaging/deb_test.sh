@@ -46,9 +46,12 @@ deb=$(ls "$T"/pkg/dbfs_*.deb)
 [[ $(basename "$deb") =~ ^dbfs_[0-9.]+_amd64\.deb$ ]] || die "unexpected package name $deb"
 depends=$(dpkg-deb -f "$deb" Depends)
 log "Depends: $depends"
-for d in fuse3 libfuse3 liblmdb0 libc6 libstdc++6; do
+# libfuse itself is linked statically (third_party/libfuse); fuse3 gives
+# fusermount3, liburing2 and libnuma1 its io_uring transport.
+for d in fuse3 liblmdb0 libc6 libstdc++6 liburing2 libnuma1; do
   [[ $depends == *"$d"* ]] || die "Depends lacks $d: $depends"
 done
+[[ $depends != *libfuse3* ]] || die "Depends has libfuse3, but libfuse is linked statically: $depends"
 # The package holds what a user needs, under /usr.
 contents=$(dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|')
 for f in /usr/bin/dbfs /usr/bin/dbfs-mount /usr/sbin/mkfs.dbfs /usr/sbin/fsck.dbfs \

@@ -76,6 +76,13 @@ Status SetUpLogging(const MountOptions& o) {
 Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
   // Before any thread exists: the engine's threads inherit the block.
   fuse::ScopedShutdownSignalMask block(SIG_BLOCK);
+  if (o.io_uring == fuse::UringMode::kOn) {
+    // Refused before the volume is opened (ServeSession checks again).
+    const fuse::UringSupport uring = fuse::ProbeUringSupport();
+    if (!uring.available) {
+      return Status::Invalid("-o io_uring=on: io_uring is unavailable: " + uring.why_not);
+    }
+  }
   spdlog::info("opening {} (sync={}, noatime={}{})", o.volume, o.fs.sync, o.fs.noatime,
                o.fs.read_only ? ", read-only" : "");
   Result<std::unique_ptr<Filesystem>> opened = Filesystem::Open(o.volume, o.fs);
@@ -120,6 +127,9 @@ Status Serve(const MountOptions& o, const fuse::ReadyCallback& report) {
       so.suid = o.suid.value_or(geteuid() == 0);
       so.noexec = o.noexec;
       so.read_only = o.fs.read_only;
+      so.sync = o.fs.sync;
+      so.io_uring = o.io_uring;
+      so.io_uring_q_depth = o.io_uring_q_depth;
       if (s.ok()) s = fuse::ServeSession(so, &adapter, report);
       if (metrics) metrics->Stop();
       (*elle)->Stop();

@@ -129,7 +129,7 @@ const std::string_view kMountOptionNames[] = {
     "noexec", "entry_timeout=", "attr_timeout=", "direct_io", "tx_timeout=", "tx_max_bytes=",
     "checkpoint_mb=", "checkpoint_interval=", "wal_segment_mb=", "runtime_dir=", "history=",
     "tx_keep_timeout=", "metrics_port=", "elle_port=", "elle_weaken", "cluster_timeout=",
-    "ceph_conf=", "ceph_id="};
+    "ceph_conf=", "ceph_id=", "io_uring=", "io_uring_q_depth="};
 const size_t kMountOptionCount = std::size(kMountOptionNames);
 
 Status ParseMountOptions(std::string_view list, MountOptions* out) {
@@ -255,6 +255,24 @@ Status ParseMountOptions(std::string_view list, MountOptions* out) {
         return Status::Invalid(fmt::format("mount option {}: '{}' is not a port", key, value));
       }
       (key == "elle_port" ? out->elle_port : out->metrics_port) = static_cast<int>(port);
+    } else if (key == "io_uring" && has_value) {
+      if (value == "auto") {
+        out->io_uring = fuse::UringMode::kAuto;
+      } else if (value == "on") {
+        out->io_uring = fuse::UringMode::kOn;
+      } else if (value == "off") {
+        out->io_uring = fuse::UringMode::kOff;
+      } else {
+        return Status::Invalid(
+            fmt::format("mount option io_uring: '{}' is not one of auto, on, off", value));
+      }
+    } else if (key == "io_uring_q_depth" && has_value) {
+      uint64_t depth = 0;
+      DBFS_RETURN_IF_ERROR(ParseUint(key, value, /*suffixes=*/false, &depth));
+      if (depth == 0 || depth > 4096) {
+        return Status::Invalid("mount option io_uring_q_depth: between 1 and 4096");
+      }
+      out->io_uring_q_depth = static_cast<unsigned>(depth);
     } else if (key == "elle_weaken") {
       // Test-only negative control: "elle_weaken" or "elle_weaken=1".
       if (has_value && value != "1" && value != "0") {

@@ -12,6 +12,7 @@
 
 #include "fs/filesystem.h"
 #include "fuse/ll_context.h"
+#include "fuse/ll_transport.h"
 #include "kvstore/status.h"
 
 namespace dbfs {
@@ -46,6 +47,10 @@ struct MountOptions {
   int metrics_port = 0;      // -o metrics_port=: Prometheus text on 127.0.0.1:PORT/metrics
   int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
   bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
+  // -o io_uring=auto|on|off: the FUSE transport (fuse/ll_transport.h);
+  // -o io_uring_q_depth=N: requests in flight per CPU ring.
+  fuse::UringMode io_uring = fuse::UringMode::kAuto;
+  unsigned io_uring_q_depth = 0;
 };
 
 // The -o options dbfs-mount accepts (besides mount(8)'s ignored generic
@@ -59,7 +64,8 @@ extern const size_t kMountOptionCount;
 // no_default_permissions, entry_timeout=SECONDS, attr_timeout=SECONDS,
 // tx_timeout=SECONDS, tx_max_bytes=BYTES (suffix k, m, g or t allowed),
 // history=DURATION and tx_keep_timeout=DURATION (s, m, h, d, w; e.g. 1h, 7d),
-// log=syslog|stderr|file:PATH, metrics_port=PORT.
+// log=syslog|stderr|file:PATH, metrics_port=PORT,
+// io_uring=auto|on|off, io_uring_q_depth=N.
 // Kernel mount flags: dev, nodev, suid, nosuid, exec, noexec; ro (also the
 // engine: FsOptions::read_only), rw; remount (see RemountKernel).
 // Ignored (mount(8) passes them): rw, auto, noauto, user, nouser, _netdev,
