@@ -695,8 +695,8 @@ void RunCrashRounds(const std::string& opts, int rounds, bool strict) {
     std::string jdir;
     ~Cleanup() { RemoveTree(jdir); }
   } cleanup{jdir};
-  if (!vol->plain() && ToolPath("fsck.dbfs").empty()) {
-    std::cout << "fsck.dbfs not built: skipping the fsck checks" << std::endl;
+  if (!vol->plain()) {
+    ASSERT_FALSE(ToolPath("fsck.dbfs").empty()) << "fsck.dbfs not built";
   }
   auto run_fsck = [&](const std::string& when) { return vol->FsckClean(when); };
 

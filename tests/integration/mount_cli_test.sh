@@ -79,12 +79,10 @@ expect_refused "a damaged superblock" "$BIN/dbfs-mount" "$T/damaged" "$M3"
 fusermount3 -u "$M2" || die "fusermount3 -u of the daemonized mount failed"
 wait_until 60 pid_gone "$D2" || die "daemon did not exit after unmount"
 DAEMON2=""
-if [ -x "$BIN/fsck.dbfs" ]; then
-  "$BIN/fsck.dbfs" -n "$V2" >>"$LOG" 2>&1 || die "fsck.dbfs -n after a clean unmount exited $?"
-  rc=0
-  "$BIN/fsck.dbfs" -n "$T/damaged" >>"$LOG" 2>&1 || rc=$?
-  [ "$rc" -ge 4 ] || die "fsck.dbfs -n of a damaged superblock exited $rc, want >= 4"
-fi
+fsck_clean "$V2"
+rc=0
+"$BIN/fsck.dbfs" -n "$T/damaged" >>"$LOG" 2>&1 || rc=$?
+[ "$rc" -ge 4 ] || die "fsck.dbfs -n of a damaged superblock exited $rc, want >= 4"
 # Remount in the foreground style and see the data.
 "$BIN/dbfs-mount" "$V2" "$M2" -o allow_other >>"$LOG" 2>&1 || die "second daemonized mount failed"
 DAEMON2=$(find_daemon "$V2") || die "cannot find the second daemon"

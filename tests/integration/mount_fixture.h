@@ -80,8 +80,9 @@ class MountedVolume {
   // mount. Leaves the volume unmounted. No-op in plain-dir mode.
   ::testing::AssertionResult KillDuringMount(std::chrono::milliseconds delay);
 
-  // fsck.dbfs -n on the volume (which must not be mounted) exits 0. Succeeds
-  // trivially in plain-dir mode or when fsck.dbfs is not built.
+  // fsck.dbfs -n -f on the volume (which must not be mounted) exits 0 and
+  // prints no warning. Succeeds trivially in plain-dir mode; fails when
+  // fsck.dbfs is not built.
   ::testing::AssertionResult FsckClean(const std::string& when);
 
   bool mounted() const { return mounted_; }
