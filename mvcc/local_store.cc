@@ -1173,6 +1173,10 @@ StoreStats LocalStore::Stats() const {
   if (wal_) {
     const wal::WriterStats w = wal_->stats();
     s.wal = WalStats{w.appends, w.bytes, w.syncs, w.sync_requests, w.segments_created};
+    // synced first: read in the other order, a sync in between could make
+    // the pair claim more than was durable at either moment.
+    s.wal.synced_lsn = wal_->synced_lsn();
+    s.wal.written_lsn = wal_->written_lsn();
   }
   s.recovery = recovery_;
   return s;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -496,6 +497,25 @@ void MountTest::TearDown() {
               << vol_->Log(16 * 1024) << "\n---- end of log ----\n";
   }
   vol_.reset();
+}
+
+// ---- daemon counters ----
+
+std::map<std::string, uint64_t> DaemonStats(const std::string& mnt, std::string* error) {
+  std::string buf(1 << 20, '\0');
+  // One getxattr with a large buffer (a size probe would run the command twice).
+  ssize_t n = getxattr(mnt.c_str(), "dbfs.stats", buf.data(), buf.size());
+  std::map<std::string, uint64_t> out;
+  if (n < 0) {
+    *error = std::string("getxattr dbfs.stats: ") + strerror(errno);
+    return out;
+  }
+  buf.resize(static_cast<size_t>(n));
+  std::istringstream in(buf);
+  std::string key;
+  uint64_t value;
+  while (in >> key >> value) out[key] = value;
+  return out;
 }
 
 // ---- credentials ----

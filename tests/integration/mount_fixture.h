@@ -19,7 +19,9 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,6 +136,11 @@ inline constexpr uid_t kOtherUser = 65533;
 int RunAsUser(uid_t uid, gid_t gid, const std::function<int()>& fn);
 // Runs fn in a forked child (same credentials); same contract as RunAsUser.
 int RunInChild(const std::function<int()>& fn);
+
+// The daemon's counters: the `dbfs.stats` virtual xattr of the mount root
+// (what `dbfs stats` prints), "name value" per line. Empty with *error set
+// when the query fails.
+std::map<std::string, uint64_t> DaemonStats(const std::string& mnt, std::string* error);
 
 // Helpers for tests.
 std::string ReadFile(const std::string& path);  // whole file; "" on error
