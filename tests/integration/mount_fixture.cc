@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #ifndef DBFS_BIN_DIR
@@ -282,6 +283,19 @@ pid_t MountedVolume::SpawnDaemon(std::string* error) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
+  // The environment, with the crash point armed if one is set (built before
+  // the fork: the child only execs).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("DBFS_TEST_CRASH_POINT=", 0) != 0) env_strings.push_back(*e);
+  }
+  if (!crash_point_.empty()) {
+    env_strings.push_back("DBFS_TEST_CRASH_POINT=" + crash_point_);
+    AppendLog("[test] armed crash point " + crash_point_ + "\n");
+  }
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   int logfd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (logfd < 0) {
     *error = Errno("open log");
@@ -304,11 +318,72 @@ pid_t MountedVolume::SpawnDaemon(std::string* error) {
     dup2(logfd, 1);
     dup2(logfd, 2);
     CloseExtraFds();
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(logfd);
   return pid;
+}
+
+::testing::AssertionResult MountedVolume::AwaitCrashPoint(const std::string& point,
+                                                          milliseconds timeout) {
+  if (plain_) return ::testing::AssertionFailure() << "no daemon in plain-dir mode";
+  if (pid_ <= 0) return ::testing::AssertionFailure() << "no daemon to wait for";
+  int status = 0;
+  if (!WaitPid(pid_, timeout, &status)) {
+    return ::testing::AssertionFailure()
+           << "the daemon did not reach crash point " << point << " (still running)";
+  }
+  pid_ = -1;
+  mounted_ = false;
+  auto cleared = ClearDeadMount();
+  if (!cleared) return cleared;
+  return CheckCrashed(point, status);
+}
+
+::testing::AssertionResult MountedVolume::CheckCrashed(const std::string& point, int status) {
+  const std::string name = point.substr(0, point.find(':'));
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+    return ::testing::AssertionFailure() << "the daemon ended with status " << status
+                                         << ", not by crash point " << point;
+  }
+  if (ReadFile(log_).find("dbfs: crash point " + name + " reached") == std::string::npos) {
+    return ::testing::AssertionFailure() << "the daemon was SIGKILLed, but its log does not say "
+                                         << "crash point " << name << " was reached";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult MountedVolume::CrashDuringMount(const std::string& point) {
+  if (plain_) return ::testing::AssertionSuccess();
+  if (mounted_) return ::testing::AssertionFailure() << "already mounted";
+  const std::string saved = crash_point_;
+  crash_point_ = point;
+  std::string err;
+  pid_t pid = SpawnDaemon(&err);
+  crash_point_ = saved;
+  if (pid < 0) return ::testing::AssertionFailure() << err;
+  // Until the daemon dies, or the mount appears: then it got through its
+  // start-up (recovery included) without reaching the point.
+  int status = 0;
+  bool exited = false;
+  const bool ended = WaitFor(
+      [&] {
+        exited = waitpid(pid, &status, WNOHANG) == pid;
+        return exited || IsMounted(mnt_);
+      },
+      milliseconds(60000));
+  if (!exited) {
+    kill(pid, SIGKILL);
+    WaitPid(pid, milliseconds(30000), &status);
+    ClearDeadMount();
+    return ::testing::AssertionFailure()
+           << "dbfs-mount " << (ended ? "mounted" : "kept starting for 60 s")
+           << " without reaching crash point " << point;
+  }
+  auto cleared = ClearDeadMount();
+  if (!cleared) return cleared;
+  return CheckCrashed(point, status);
 }
 
 ::testing::AssertionResult MountedVolume::KillDuringMount(milliseconds delay) {

@@ -82,6 +82,18 @@ class MountedVolume {
   // mount. Leaves the volume unmounted. No-op in plain-dir mode.
   ::testing::AssertionResult KillDuringMount(std::chrono::milliseconds delay);
 
+  // Test crash points (kvstore/crash_point.h): daemons started from now on
+  // run with DBFS_TEST_CRASH_POINT=point ("NAME" or "NAME:N"); "" disarms.
+  void set_crash_point(const std::string& point) { crash_point_ = point; }
+  // Waits (bounded) for the running daemon to SIGKILL itself at `point` (its
+  // log must say so) and clears the dead mount.
+  ::testing::AssertionResult AwaitCrashPoint(const std::string& point,
+                                             std::chrono::milliseconds timeout);
+  // Starts dbfs-mount with `point` armed and expects it to crash there
+  // before or during start-up (e.g. "recovery.replay:2": in the middle of
+  // replaying the WAL), proven by its log line. Leaves the volume unmounted.
+  ::testing::AssertionResult CrashDuringMount(const std::string& point);
+
   // fsck.dbfs -n -f on the volume (which must not be mounted) exits 0 and
   // prints no warning. Succeeds trivially in plain-dir mode; fails when
   // fsck.dbfs is not built.
@@ -103,6 +115,7 @@ class MountedVolume {
  private:
   MountedVolume() = default;
   ::testing::AssertionResult ClearDeadMount();
+  ::testing::AssertionResult CheckCrashed(const std::string& point, int status);
   // Forks and execs dbfs-mount -f; returns its pid or -1.
   pid_t SpawnDaemon(std::string* error);
 
@@ -110,6 +123,7 @@ class MountedVolume {
   bool mounted_ = false;
   pid_t pid_ = -1;
   std::string opts_;
+  std::string crash_point_;
   std::string dir_, volume_, mnt_, log_;
 };
 
