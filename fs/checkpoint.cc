@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fs/inode_format.h"
+#include "kvstore/crash_point.h"
 #include "kvstore/metrics.h"
 
 namespace dbfs {
@@ -284,7 +285,10 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
       batch.clear();
       batch_keys.clear();
       batch_bytes = 0;
-      if (r.ok()) return Status::Ok();
+      if (r.ok()) {
+        CrashPoint("checkpoint.relocate");  // tests: crash after a relocation commit
+        return Status::Ok();
+      }
       if (r.status().code() == Code::kNoSpace) {
         // Not committed: these chunks keep their old slices.
         rep.stopped_no_space = true;
@@ -347,6 +351,7 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (!rep.barrier_timed_out) {
+    CrashPoint("checkpoint.barrier");  // tests: crash after the snapshot barrier
     // The relocations reach LMDB (WAL synced first) and GC drops the versions
     // no snapshot can see any more; then every stored version counts. On a
     // full disk the flush may fail: still safe to go on, since unflushed
@@ -375,6 +380,7 @@ Result<CheckpointReport> Checkpointer::RunLocked() {
       DBFS_RETURN_IF_ERROR(log->RemoveSegment(seg));
       ++rep.segments_removed;
       rep.bytes_removed += size;
+      CrashPoint("checkpoint.remove");  // tests: crash between segment removals
     }
   }
   DBFS_ASSIGN_OR_RETURN(auto after, log->Segments());

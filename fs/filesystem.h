@@ -171,6 +171,8 @@ struct FsStats {
   uint64_t wal_syncs = 0;
   uint64_t wal_bytes = 0;
   uint64_t wal_segments_created = 0;
+  uint64_t wal_written_lsn = 0;  // the log's end (segment << 32 | offset)
+  uint64_t wal_synced_lsn = 0;   // everything before it is durable
   uint64_t flushes = 0;
   uint64_t gc_versions_dropped = 0;
   uint64_t overlay_bytes = 0;

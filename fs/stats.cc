@@ -12,6 +12,8 @@ FsStats Engine::Stats() const {
   s.wal_syncs = st.wal.syncs;
   s.wal_bytes = st.wal.bytes;
   s.wal_segments_created = st.wal.segments_created;
+  s.wal_written_lsn = st.wal.written_lsn;
+  s.wal_synced_lsn = st.wal.synced_lsn;
   s.flushes = st.flushes;
   s.gc_versions_dropped = st.gc_versions_dropped;
   s.overlay_bytes = st.overlay_bytes;

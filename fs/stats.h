@@ -17,6 +17,8 @@ void ForEachCounter(const FsStats& s, Fn&& fn) {
   fn("wal_syncs", s.wal_syncs);
   fn("wal_bytes", s.wal_bytes);
   fn("wal_segments_created", s.wal_segments_created);
+  fn("wal_written_lsn", s.wal_written_lsn);
+  fn("wal_synced_lsn", s.wal_synced_lsn);
   fn("flushes", s.flushes);
   fn("gc_versions_dropped", s.gc_versions_dropped);
   fn("overlay_bytes", s.overlay_bytes);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "kvstore/crash_point.h"
 #include "kvstore/metrics.h"
 #include "mvcc/history_records.h"
 #include "mvcc/superblock.h"
@@ -221,6 +222,7 @@ Status LocalStore::Recover() {
     last_csn_ = redo.csn;
     last_lsn_ = rec.end_lsn;
     ++recovery_.commits_replayed;
+    CrashPoint("recovery.replay");  // tests: a crash in the middle of the replay
   }
   const wal::ScanEnd end = reader->end();  // a copy: the reader goes away next
   recovery_.torn_tail = end.torn_tail;
@@ -757,6 +759,8 @@ Status LocalStore::FlushLocked() {
   if (upto == flushed_csn_ && gc_pending_.empty() && new_horizon == old_horizon) {
     return Status::Ok();
   }
+  // tests: a crash with commits in the WAL that LMDB does not have yet.
+  if (upto > flushed_csn_) CrashPoint("flush");
 
   // Write-ahead rule: LMDB may only reference what the WAL holds durably —
   // its slices point into DATA records, and applied_lsn must never lie past
@@ -1173,6 +1177,10 @@ StoreStats LocalStore::Stats() const {
   if (wal_) {
     const wal::WriterStats w = wal_->stats();
     s.wal = WalStats{w.appends, w.bytes, w.syncs, w.sync_requests, w.segments_created};
+    // synced first: read in the other order, a sync in between could make
+    // the pair claim more than was durable at either moment.
+    s.wal.synced_lsn = wal_->synced_lsn();
+    s.wal.written_lsn = wal_->written_lsn();
   }
   s.recovery = recovery_;
   return s;

@@ -126,6 +126,11 @@ struct WalStats {
   uint64_t syncs = 0;          // fdatasyncs done
   uint64_t sync_requests = 0;  // callers that asked for durability
   uint64_t segments_created = 0;
+  // Where the log ends now, and the end of what is durable: a caller that
+  // saw its commit below written_lsn and later synced_lsn >= that knows a
+  // sync finished after the commit was appended (0 where there is no log).
+  uint64_t written_lsn = 0;
+  uint64_t synced_lsn = 0;
 };
 
 struct StoreStats {

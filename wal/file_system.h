@@ -1,6 +1,6 @@
 // The I/O seam of the WAL (like leveldb's Env): every file operation of wal/
 // goes through FileSystem/File, so tests can swap in an in-memory file system,
-// inject errors, or simulate a power cut (wal/test_file_systems.h).
+// inject errors, or simulate a power cut (tests/testlib/test_file_systems.h).
 //
 // Verbs: PWrite hands bytes to the OS (not durable); Sync makes a file's data
 // durable (fdatasync); SyncDir makes directory entries (creates, removes)

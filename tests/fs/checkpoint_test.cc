@@ -62,6 +62,14 @@ class CheckpointTest : public ::testing::Test {
     while (in >> k >> v) rep[k] = v;
     return rep;
   }
+  // The WAL's segment files: name -> size.
+  std::map<std::string, uint64_t> WalFiles() {
+    std::map<std::string, uint64_t> m;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ + "/wal")) {
+      m[e.path().filename().string()] = e.file_size();
+    }
+    return m;
+  }
   uint64_t WalBytes() {
     uint64_t n = 0;
     for (const auto& e : std::filesystem::directory_iterator(dir_ + "/wal")) n += e.file_size();
@@ -150,9 +158,24 @@ TEST_F(CheckpointTest, SpaceComesBackAndDataStaysTheSame) {
   const uint64_t before = WalBytes();
   ASSERT_GT(before, 4 * live) << "the workload should have filled the WAL with dead data";
 
+  const auto files_before = WalFiles();
   auto rep = Checkpoint();
   EXPECT_EQ(live, rep["live_bytes"]);
   EXPECT_GT(rep["segments_removed"], 0u);
+  // The report matches the directory: exactly segments_removed files of the
+  // ones there before are gone, holding bytes_removed bytes; the files that
+  // are new are the ones relocation appended to.
+  {
+    const auto files_after = WalFiles();
+    uint64_t gone = 0, gone_bytes = 0;
+    for (const auto& [name, size] : files_before) {
+      if (!files_after.count(name)) ++gone, gone_bytes += size;
+    }
+    EXPECT_EQ(gone, rep["segments_removed"]);
+    EXPECT_EQ(gone_bytes, rep["bytes_removed"]);
+    EXPECT_EQ(files_before.size(), rep["segments_before"]);
+    EXPECT_EQ(files_after.size(), rep["segments_after"]);
+  }
   EXPECT_EQ(0u, rep["barrier_timed_out"]);
   const uint64_t after = WalBytes();
   EXPECT_EQ(after, rep["bytes_after"]);

@@ -28,25 +28,6 @@ namespace {
 constexpr int kThreads = 16;
 constexpr int kFilesPerThread = 50;
 
-// The daemon's counters: the `dbfs.stats` virtual xattr of the mount root
-// (what `dbfs stats` prints), "name value" per line.
-std::map<std::string, uint64_t> DaemonStats(const std::string& mnt, std::string* error) {
-  std::string buf(1 << 20, '\0');
-  // One getxattr with a large buffer (a size probe would run the command twice).
-  ssize_t n = getxattr(mnt.c_str(), "dbfs.stats", buf.data(), buf.size());
-  std::map<std::string, uint64_t> out;
-  if (n < 0) {
-    *error = std::string("getxattr dbfs.stats: ") + strerror(errno);
-    return out;
-  }
-  buf.resize(static_cast<size_t>(n));
-  std::istringstream in(buf);
-  std::string key;
-  uint64_t value;
-  while (in >> key >> value) out[key] = value;
-  return out;
-}
-
 // Content of file (t, i): its own size and bytes, so a file holding another
 // file's data, or a torn write, is detected.
 std::string FileContent(int t, int i) {
@@ -211,6 +192,62 @@ TEST_F(GroupCommit, FreeRunningFsyncsNeverCauseExtraSyncs) {
   EXPECT_EQ(static_cast<uint64_t>(kThreads * kFilesPerThread), fsyncs);
   EXPECT_LE(syncs, fsyncs + delta("flushes") + delta("wal_segments_created"));
   ExpectFilesAfterRemount();
+}
+
+// The other direction: every acknowledged fsync/fdatasync is covered by a
+// WAL sync that finished after its commit. Each thread writes (the commit is
+// appended: the log's end, wal_written_lsn, is now at or past it), reads
+// wal_written_lsn, syncs, then reads wal_synced_lsn: it must have reached
+// the end read before. A fsync that returned without syncing leaves
+// wal_synced_lsn behind except when a background flush (every 200 ms)
+// happened to sync in that instant, so over 8 x 40 calls it fails; no
+// timing decides a pass.
+TEST_F(GroupCommit, EveryAcknowledgedFsyncFollowsAWalSyncOfItsCommit) {
+  constexpr int kSyncThreads = 8, kCalls = 40;
+  std::vector<std::string> errors(kSyncThreads);
+  std::atomic<int> uncovered{0}, checked{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kSyncThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string p = path("gc/cover" + std::to_string(t));
+      int fd = open(p.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        errors[t] = "open " + p + ": " + strerror(errno);
+        return;
+      }
+      for (int i = 0; i < kCalls && errors[t].empty(); ++i) {
+        const std::string data = FileContent(t, i);
+        std::string err;
+        if (pwrite(fd, data.data(), data.size(), 0) != static_cast<ssize_t>(data.size())) {
+          errors[t] = "write: " + std::string(strerror(errno));
+          break;
+        }
+        auto before = DaemonStats(vol_->mountpoint(), &err);
+        const int r = i % 2 ? fdatasync(fd) : fsync(fd);
+        if (r != 0) {
+          errors[t] = "fsync: " + std::string(strerror(errno));
+          break;
+        }
+        auto after = DaemonStats(vol_->mountpoint(), &err);
+        if (!err.empty() || !before.count("wal_written_lsn") || !after.count("wal_synced_lsn")) {
+          errors[t] = "dbfs stats: " + err + " (no wal_written_lsn / wal_synced_lsn?)";
+          break;
+        }
+        checked.fetch_add(1);
+        if (after["wal_synced_lsn"] < before["wal_written_lsn"] && uncovered.fetch_add(1) < 5) {
+          ADD_FAILURE() << "thread " << t << " call " << i << ": " << (i % 2 ? "fdatasync" : "fsync")
+                        << " returned with wal_synced_lsn " << after["wal_synced_lsn"]
+                        << " below the log end " << before["wal_written_lsn"]
+                        << " its commit was under";
+        }
+      }
+      close(fd);
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& e : errors) EXPECT_TRUE(e.empty()) << e;
+  EXPECT_EQ(checked.load(), kSyncThreads * kCalls);
+  EXPECT_EQ(uncovered.load(), 0) << "fsyncs acknowledged without a WAL sync covering their commit";
 }
 
 }  // namespace

@@ -157,12 +157,18 @@ dbfs_setup() {
   log "using $MNT ($([ "$DBFS_PLAIN" = 1 ] && echo plain dir || echo dbfs mount))"
 }
 
-# fsck_clean: fsck.dbfs -n must exit 0 on the (unmounted) volume, if built.
+# fsck_clean [VOL]: the full check (fsck.dbfs -n -f) of the unmounted volume
+# must exit 0 and print no warning. A missing fsck.dbfs is a failure.
 fsck_clean() {
-  if [ "$DBFS_PLAIN" = 1 ] || [ ! -x "$DBFS_BIN_DIR/fsck.dbfs" ]; then return 0; fi
-  local rc=0
-  "$DBFS_BIN_DIR/fsck.dbfs" -n "$VOL" >>"$LOG" 2>&1 || rc=$?
-  [ "$rc" = 0 ] || die "fsck.dbfs -n exited $rc"
+  local vol=${1:-$VOL}
+  if [ "$DBFS_PLAIN" = 1 ]; then return 0; fi
+  [ -x "$DBFS_BIN_DIR/fsck.dbfs" ] || die "fsck.dbfs not found in $DBFS_BIN_DIR (build it)"
+  local rc=0 out
+  out=$("$DBFS_BIN_DIR/fsck.dbfs" -n -f "$vol" 2>&1) || rc=$?
+  echo "$ fsck.dbfs -n -f $vol -> $rc" >>"$LOG"
+  echo "$out" >>"$LOG"
+  [ "$rc" = 0 ] || die "fsck.dbfs -n -f exited $rc: $out"
+  if grep -q ": warning: " <<<"$out"; then die "fsck.dbfs -n -f warned on a clean volume: $out"; fi
 }
 
 # tree_manifest DIR: one line per entry with type, mode, size, mtime, content hash.

@@ -43,10 +43,15 @@ echo hello >"$M2/f" || die "cannot write right after dbfs-mount returned"
 [ "$(cat "$M2/f")" = hello ] || die "read back failed"
 D2=$(find_daemon "$V2") || die "cannot find the daemon of $V2"
 DAEMON2=$D2
+DREPAIR=""
 cleanup2() {
   if is_mounted "$M2"; then fusermount3 -u "$M2" || umount -l "$M2"; fi
   if [ -n "${DAEMON2:-}" ] && pid_alive "$DAEMON2"; then
     wait_until 30 pid_gone "$DAEMON2" || kill -9 "$DAEMON2"
+  fi
+  if is_mounted "$T/mrepair"; then fusermount3 -u "$T/mrepair" || umount -l "$T/mrepair"; fi
+  if [ -n "$DREPAIR" ] && pid_alive "$DREPAIR"; then
+    wait_until 30 pid_gone "$DREPAIR" || kill -9 "$DREPAIR"
   fi
 }
 trap 'cleanup2; dbfs_cleanup' EXIT
@@ -79,12 +84,32 @@ expect_refused "a damaged superblock" "$BIN/dbfs-mount" "$T/damaged" "$M3"
 fusermount3 -u "$M2" || die "fusermount3 -u of the daemonized mount failed"
 wait_until 60 pid_gone "$D2" || die "daemon did not exit after unmount"
 DAEMON2=""
-if [ -x "$BIN/fsck.dbfs" ]; then
-  "$BIN/fsck.dbfs" -n "$V2" >>"$LOG" 2>&1 || die "fsck.dbfs -n after a clean unmount exited $?"
-  rc=0
-  "$BIN/fsck.dbfs" -n "$T/damaged" >>"$LOG" 2>&1 || rc=$?
-  [ "$rc" -ge 4 ] || die "fsck.dbfs -n of a damaged superblock exited $rc, want >= 4"
-fi
+fsck_clean "$V2"
+rc=0
+"$BIN/fsck.dbfs" -n "$T/damaged" >>"$LOG" 2>&1 || rc=$?
+[ "$rc" -ge 4 ] || die "fsck.dbfs -n of a damaged superblock exited $rc, want >= 4"
+# The fsck.dbfs binary repairs (-y), not only the library: a cleanly
+# unmounted copy with a bad superblock checksum is found (-n: 4, nothing
+# changed), repaired (-y: 1), then clean (-n -f, no warning) and mountable
+# with its data.
+cp -a "$V2" "$T/repair"
+printf '\xff' | dd of="$T/repair/superblock" bs=1 seek=508 conv=notrunc status=none
+cp "$T/repair/superblock" "$T/superblock.bad"
+rc=0
+"$BIN/fsck.dbfs" -n "$T/repair" >>"$LOG" 2>&1 || rc=$?
+[ "$rc" = 4 ] || die "fsck.dbfs -n of a bad superblock checksum exited $rc, want 4"
+cmp -s "$T/repair/superblock" "$T/superblock.bad" || die "fsck.dbfs -n changed the superblock"
+rc=0
+"$BIN/fsck.dbfs" -y "$T/repair" >>"$LOG" 2>&1 || rc=$?
+[ "$rc" = 1 ] || die "fsck.dbfs -y of a bad superblock checksum exited $rc, want 1 (corrected)"
+fsck_clean "$T/repair"
+mkdir -p "$T/mrepair"
+"$BIN/dbfs-mount" "$T/repair" "$T/mrepair" -o allow_other >>"$LOG" 2>&1 || die "the repaired volume does not mount"
+DREPAIR=$(find_daemon "$T/repair") || die "cannot find the repaired volume's daemon"
+[ "$(cat "$T/mrepair/f")" = hello ] || die "the repaired volume lost its data"
+fusermount3 -u "$T/mrepair"
+wait_until 60 pid_gone "$DREPAIR" || die "daemon did not exit after unmounting the repaired volume"
+DREPAIR=""
 # Remount in the foreground style and see the data.
 "$BIN/dbfs-mount" "$V2" "$M2" -o allow_other >>"$LOG" 2>&1 || die "second daemonized mount failed"
 DAEMON2=$(find_daemon "$V2") || die "cannot find the second daemon"

@@ -19,7 +19,9 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,8 +89,21 @@ class MountedVolume {
   // mount. Leaves the volume unmounted. No-op in plain-dir mode.
   ::testing::AssertionResult KillDuringMount(std::chrono::milliseconds delay);
 
-  // fsck.dbfs -n on the volume (which must not be mounted) exits 0. Succeeds
-  // trivially in plain-dir mode or when fsck.dbfs is not built.
+  // Test crash points (kvstore/crash_point.h): daemons started from now on
+  // run with DBFS_TEST_CRASH_POINT=point ("NAME" or "NAME:N"); "" disarms.
+  void set_crash_point(const std::string& point) { crash_point_ = point; }
+  // Waits (bounded) for the running daemon to SIGKILL itself at `point` (its
+  // log must say so) and clears the dead mount.
+  ::testing::AssertionResult AwaitCrashPoint(const std::string& point,
+                                             std::chrono::milliseconds timeout);
+  // Starts dbfs-mount with `point` armed and expects it to crash there
+  // before or during start-up (e.g. "recovery.replay:2": in the middle of
+  // replaying the WAL), proven by its log line. Leaves the volume unmounted.
+  ::testing::AssertionResult CrashDuringMount(const std::string& point);
+
+  // fsck.dbfs -n -f on the volume (which must not be mounted) exits 0 and
+  // prints no warning. Succeeds trivially in plain-dir mode; fails when
+  // fsck.dbfs is not built.
   ::testing::AssertionResult FsckClean(const std::string& when);
 
   bool mounted() const { return mounted_; }
@@ -110,6 +125,7 @@ class MountedVolume {
   static std::unique_ptr<MountedVolume> Prepare(const std::string& opts, std::string* error);
   bool MountOrFail(std::string* error);
   ::testing::AssertionResult ClearDeadMount();
+  ::testing::AssertionResult CheckCrashed(const std::string& point, int status);
   // Forks and execs dbfs-mount -f; returns its pid or -1.
   pid_t SpawnDaemon(std::string* error);
 
@@ -117,6 +133,7 @@ class MountedVolume {
   bool mounted_ = false;
   pid_t pid_ = -1;
   std::string opts_;
+  std::string crash_point_;
   std::string dir_, volume_, mnt_, log_;
 };
 
@@ -143,6 +160,11 @@ inline constexpr uid_t kOtherUser = 65533;
 int RunAsUser(uid_t uid, gid_t gid, const std::function<int()>& fn);
 // Runs fn in a forked child (same credentials); same contract as RunAsUser.
 int RunInChild(const std::function<int()>& fn);
+
+// The daemon's counters: the `dbfs.stats` virtual xattr of the mount root
+// (what `dbfs stats` prints), "name value" per line. Empty with *error set
+// when the query fails.
+std::map<std::string, uint64_t> DaemonStats(const std::string& mnt, std::string* error);
 
 // Helpers for tests.
 std::string ReadFile(const std::string& path);  // whole file; "" on error

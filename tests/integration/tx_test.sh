@@ -15,36 +15,61 @@ wait_file() { wait_until 20 test -e "$1" || die "timed out waiting for $1"; }
 
 log "1. all-or-nothing: a reader never sees half of a multi-file commit"
 for f in a b c d; do echo 0 > "$MNT/$f"; done
+# The writer's sequence number (outside the mount, replaced atomically) is
+# odd while a transaction runs; a read pair that began at an odd number or
+# saw it change overlapped a commit. The race must be shown to run: at
+# least MIN_OVERLAPS such reads (the writer goes on until then, at most
+# 400 transactions), not a fixed time.
+MIN_OVERLAPS=20
+echo 0 > "$SYNC/seq"
+echo 0 > "$SYNC/overlaps"
+setseq() { echo "$1" > "$SYNC/seq.tmp" && mv "$SYNC/seq.tmp" "$SYNC/seq"; }
 (
   set +e
   torn=0
-  end=$((SECONDS + 20))
+  overlaps=0
   # Each commit writes the same increasing number to all four files. Reading
   # them one after another can straddle commits, but with atomic commits the
   # values read in order can only grow; a half-visible commit shows a newer
   # value before an older one, in one of the two reading orders.
   mono() { local prev=0 v; for v in "$@"; do [ "$v" -ge "$prev" ] || return 1; prev=$v; done; }
-  while [ ! -e "$SYNC/stop-reader" ] && ((SECONDS < end)); do
+  while [ ! -e "$SYNC/stop-reader" ]; do
+    s0=$(cat "$SYNC/seq")
     mono $(cat "$MNT/a" "$MNT/b" "$MNT/c" "$MNT/d") || torn=$((torn + 1))
     mono $(cat "$MNT/d" "$MNT/c" "$MNT/b" "$MNT/a") || torn=$((torn + 1))
+    s1=$(cat "$SYNC/seq")
+    if ((s0 % 2 == 1 || s1 != s0)); then
+      overlaps=$((overlaps + 1))
+      echo "$overlaps" > "$SYNC/overlaps.tmp" && mv "$SYNC/overlaps.tmp" "$SYNC/overlaps"
+    fi
   done
   echo "$torn" > "$SYNC/torn"
 ) &
 reader=$!
-for i in $(seq 1 40); do
+i=0
+while :; do
+  i=$((i + 1))
+  setseq $((2 * i - 1))
   "$DBFS" tx run --mount "$MNT" -- sh -c "for f in a b c d; do echo $i > $MNT/\$f; done" || die "tx $i failed"
+  setseq $((2 * i))
+  overlaps=$(cat "$SYNC/overlaps")
+  if ((i >= 40 && overlaps >= MIN_OVERLAPS)) || ((i >= 400)); then break; fi
 done
 touch "$SYNC/stop-reader"
 wait "$reader"
 [ "$(cat "$SYNC/torn")" = 0 ] || die "reader saw a half-committed transaction $(cat "$SYNC/torn") times"
-[ "$(cat "$MNT/a")" = 40 ] && [ "$(cat "$MNT/d")" = 40 ] || die "last commit not visible"
+overlaps=$(cat "$SYNC/overlaps")
+log "$i transactions, $overlaps reads overlapped one"
+((overlaps >= MIN_OVERLAPS)) || die "only $overlaps reads overlapped a transaction in $i: the race did not run"
+LAST=$i
+[ "$(cat "$MNT/a")" = "$LAST" ] && [ "$(cat "$MNT/d")" = "$LAST" ] || die "last commit not visible"
 
 log "2. rollback on failure leaves no trace"
 "$DBFS" tx run --mount "$MNT" -- sh -c "echo junk > $MNT/junk; mkdir $MNT/jdir; echo changed > $MNT/a; rm $MNT/b; exit 7" && die "failing CMD reported success"
 rc=$?
 [ "$rc" = 7 ] || die "exit status $rc, expected the command's 7"
 [ ! -e "$MNT/junk" ] && [ ! -e "$MNT/jdir" ] || die "rolled-back creations are visible"
-[ "$(cat "$MNT/a")" = 40 ] && [ -e "$MNT/b" ] || die "rolled-back changes are visible"
+[ "$(cat "$MNT/a")" = "$LAST" ] && [ -e "$MNT/b" ] || die "rolled-back changes are visible"
 
 log "3. isolation, including files and entries the kernel cached before the transaction"
 echo old > "$MNT/cached"
@@ -254,6 +279,43 @@ out=$(bash -c "
 [ -e "$MNT/from-shell" ] || die "shell commit not visible"
 [ ! -e "$MNT/aborted-shell" ] || die "shell abort left a file"
 
+log "7b. dbfs tx run --durable: the commit returns after a WAL sync that covers it"
+stat_of() { "$DBFS" stats --mount "$MNT" | awk -v k="$1" '$1 == k { print $2 }'; }
+for n in 1 2 3 4 5; do
+  "$DBFS" tx run --mount "$MNT" --durable -- sh -c "echo durable$n > $MNT/durable" || die "durable tx $n failed"
+  # The commit is in the log now: the log end read after it returned is at
+  # or past it, and the durable end must already be there (nothing else
+  # writes meanwhile).
+  written=$(stat_of wal_written_lsn)
+  synced=$(stat_of wal_synced_lsn)
+  [ -n "$written" ] && [ -n "$synced" ] || die "dbfs stats lacks wal_written_lsn/wal_synced_lsn"
+  ((synced >= written)) || die "--durable commit $n returned with wal_synced_lsn $synced < wal_written_lsn $written"
+done
+# Contrast: without --durable the commit does not wait for a sync (the
+# background flush syncs later), so the check above is not vacuous.
+lagged=0
+for n in $(seq 1 20); do
+  "$DBFS" tx run --mount "$MNT" -- sh -c "echo lazy$n > $MNT/lazy" || die "tx $n failed"
+  (($(stat_of wal_synced_lsn) < $(stat_of wal_written_lsn))) && lagged=$((lagged + 1))
+done
+((lagged > 0)) || die "20 commits without --durable all found the WAL synced: the --durable check shows nothing"
+
+log "7c. -o tx_max_bytes: a transaction that writes more is aborted, and nothing of it stays"
+dbfs_unmount
+DBFS_MOUNT_OPTS="allow_other,tx_max_bytes=1m"
+dbfs_mount
+"$DBFS" tx run --mount "$MNT" -- sh -c "head -c 512k /dev/zero > $MNT/small-tx" || die "a 512 KiB transaction failed under tx_max_bytes=1m"
+[ "$(stat -c %s "$MNT/small-tx")" = 524288 ] || die "the 512 KiB transaction's file is wrong"
+rc=0
+"$DBFS" tx run --mount "$MNT" -- sh -c "echo first > $MNT/big-tx-a; head -c 3m /dev/zero > $MNT/big-tx-b" >"$T/big.out" 2>&1 || rc=$?
+[ "$rc" != 0 ] || die "a 3 MiB transaction under tx_max_bytes=1m succeeded"
+[ ! -e "$MNT/big-tx-a" ] && [ ! -e "$MNT/big-tx-b" ] || die "the aborted big transaction left files"
+aborts=$(stat_of tx_aborts)
+((aborts >= 1)) || die "dbfs stats shows no aborted transaction"
+dbfs_unmount
+unset DBFS_MOUNT_OPTS
+dbfs_mount
+
 log "8. a daemon crash with an open transaction: none of it survives"
 "$DBFS" tx run --mount "$MNT" -- sh -c "echo doomed > $MNT/doomed; echo changed > $MNT/a; touch $SYNC/crash-ready; while [ ! -e $SYNC/crash-end ]; do sleep 0.05; done" &
 crashpid=$!
@@ -267,7 +329,7 @@ DAEMON_PID=""
 cd /
 dbfs_mount
 [ ! -e "$MNT/doomed" ] || die "an uncommitted creation survived the crash"
-[ "$(cat "$MNT/a")" = 40 ] || die "an uncommitted change survived the crash"
+[ "$(cat "$MNT/a")" = "$LAST" ] || die "an uncommitted change survived the crash"
 cd /
 dbfs_unmount
 fsck_clean

@@ -116,5 +116,5 @@ as "$OWNER" "$DBFS_BIN_DIR/dbfs" tx run --mount "$MNT" -- sh -c "echo x >'$MNT/s
 [ -e "$MNT/shared/by-root" ] || die "the set-user-ID child's file was taken into the owner's transaction"
 [ "$(stat -c %u "$MNT/shared/by-root")" = 0 ] || die "the set-user-ID child's file is not root's"
 unmount_as_owner
-"$DBFS_BIN_DIR/fsck.dbfs" -n "$VOL" >>"$LOG" 2>&1 || die "fsck.dbfs -n found problems"
+fsck_clean
 log "PASS"

@@ -63,5 +63,5 @@ dbfs_mount
 wait_until 10 test -S "$T/run/elle.sock" || die "no socket in -o runtime_dir=$T/run"
 dbfs_unmount
 [ ! -e "$T/run/elle.sock" ] || die "the socket outlived the mount"
-"$DBFS_BIN_DIR/fsck.dbfs" -n -f "$VOL" >>"$LOG" 2>&1 || die "fsck.dbfs -n -f found problems"
+fsck_clean
 dbfs_pass

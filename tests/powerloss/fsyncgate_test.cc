@@ -104,7 +104,7 @@ class FsyncGate : public ::testing::Test {
     mkfs_ = ToolPath("mkfs.dbfs");
     mount_ = ToolPath("dbfs-mount");
     fsck_ = ToolPath("fsck.dbfs");
-    if (mkfs_.empty() || mount_.empty() || fsck_.empty()) GTEST_SKIP() << "DBFS tools not built";
+    ASSERT_TRUE(!mkfs_.empty() && !mount_.empty() && !fsck_.empty()) << "DBFS tools not built";
     ASSERT_EQ(0, access(PlfsBinary().c_str(), X_OK)) << PlfsBinary() << " not built";
     char tmpl[] = "/tmp/fsyncgate-XXXXXX";
     ASSERT_NE(nullptr, mkdtemp(tmpl));

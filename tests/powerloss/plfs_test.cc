@@ -532,7 +532,7 @@ TEST_F(PlfsCutModeTest, RandomKeepsPagesOfPendingWritesAndNeverInventsData) {
 TEST_F(PlfsTest, DbfsRunsOnPlfsAndACleanUnmountIsDurable) {
   std::string mkfs = ToolPath("mkfs.dbfs"), mount = ToolPath("dbfs-mount"),
               fsck = ToolPath("fsck.dbfs");
-  if (mkfs.empty() || mount.empty() || fsck.empty()) GTEST_SKIP() << "DBFS tools not built";
+  ASSERT_TRUE(!mkfs.empty() && !mount.empty() && !fsck.empty()) << "DBFS tools not built";
   std::string out;
   ASSERT_EQ(0, RunCommand({mkfs, "-q", M("vol")}, milliseconds(60000), &out)) << out;
   std::string dmnt = dir_ + "/dbfs";

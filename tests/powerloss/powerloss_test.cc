@@ -696,7 +696,8 @@ class PlainMount {
 // request as its own transaction. Descriptors that can write now use direct
 // I/O, which sends the write whole (docs/ARCHITECTURE.md §7).
 TEST(PowerLossRegression, UnalignedWriteIsOneTransaction) {
-  if (ToolPath("dbfs").empty() || !MissingTools().empty()) GTEST_SKIP() << "DBFS tools not built";
+  ASSERT_FALSE(ToolPath("dbfs").empty()) << "dbfs not built";
+  ASSERT_EQ(MissingTools(), "") << "DBFS tools not built";
   PlainMount m;
   std::string err;
   ASSERT_TRUE(m.Start(&err)) << err;
@@ -742,11 +743,13 @@ TEST(PowerLossRegression, UnalignedWriteIsOneTransaction) {
 // the kernel finds the directory's inode already attached to the aborted
 // name and, inside rename's locks, gives up with ESTALE.
 TEST(PowerLossRegression, AbortedRenameLeavesNoStaleEntries) {
-  if (!MissingTools().empty()) GTEST_SKIP() << "DBFS tools not built";
+  ASSERT_EQ(MissingTools(), "") << "DBFS tools not built";
   PlainMount m;
   std::string err;
   ASSERT_TRUE(m.Start(&err)) << err;
-  if (!m.HasTransactions()) GTEST_SKIP() << "no transactions";
+  // A DBFS mount has transactions: a regression test for them must not pass
+  // by not running.
+  ASSERT_TRUE(m.HasTransactions()) << "the transaction control xattrs do not answer";
   ASSERT_TRUE(dbfs::testing::WriteFile(m.path("f"), "x"));
   struct stat st;
   ASSERT_EQ(0, stat(m.path("f").c_str(), &st));  // cached by the kernel
@@ -768,11 +771,13 @@ TEST(PowerLossRegression, AbortedRenameLeavesNoStaleEntries) {
 // anything inside failed with ENOENT until the inode left the kernel's cache.
 // Found by the power-loss workload on a plain mount (no cut needed).
 TEST(PowerLossRegression, DirectoryRemovedInAnAbortedTransactionStaysUsable) {
-  if (!MissingTools().empty()) GTEST_SKIP() << "DBFS tools not built";
+  ASSERT_EQ(MissingTools(), "") << "DBFS tools not built";
   PlainMount m;
   std::string err;
   ASSERT_TRUE(m.Start(&err)) << err;
-  if (!m.HasTransactions()) GTEST_SKIP() << "no transactions";
+  // A DBFS mount has transactions: a regression test for them must not pass
+  // by not running.
+  ASSERT_TRUE(m.HasTransactions()) << "the transaction control xattrs do not answer";
   ASSERT_EQ(0, mkdir(m.path("d").c_str(), 0755));
   ASSERT_EQ(0, mkdir(m.path("v").c_str(), 0755));
   ASSERT_EQ(0, mkdir(m.path("w").c_str(), 0755));
@@ -804,11 +809,13 @@ TEST(PowerLossRegression, DirectoryRemovedInAnAbortedTransactionStaysUsable) {
 // transaction's own write to that inode then counts as a conflict, so the
 // commit fails and everything else in it (here a mkdir) is lost.
 TEST(PowerLossRegression, TransactionThatWritesAndClosesAnOrphanCommits) {
-  if (!MissingTools().empty()) GTEST_SKIP() << "DBFS tools not built";
+  ASSERT_EQ(MissingTools(), "") << "DBFS tools not built";
   PlainMount m;
   std::string err;
   ASSERT_TRUE(m.Start(&err)) << err;
-  if (!m.HasTransactions()) GTEST_SKIP() << "no transactions";
+  // A DBFS mount has transactions: a regression test for them must not pass
+  // by not running.
+  ASSERT_TRUE(m.HasTransactions()) << "the transaction control xattrs do not answer";
   std::string f = m.path("orphan");
   int fd = open(f.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0);
@@ -831,11 +838,13 @@ TEST(PowerLossRegression, TransactionThatWritesAndClosesAnOrphanCommits) {
 // commit durable, and the commit of a transaction that wrote nothing syncs
 // nothing: fsync(f) returns 0 and f's earlier writes are still not durable.
 TEST(PowerLossRegression, FsyncInsideATransactionThatWritesNothingSyncs) {
-  if (!MissingTools().empty()) GTEST_SKIP() << "DBFS tools not built";
+  ASSERT_EQ(MissingTools(), "") << "DBFS tools not built";
   PlainMount m;
   std::string err;
   ASSERT_TRUE(m.Start(&err)) << err;
-  if (!m.HasTransactions()) GTEST_SKIP() << "no transactions";
+  // A DBFS mount has transactions: a regression test for them must not pass
+  // by not running.
+  ASSERT_TRUE(m.HasTransactions()) << "the transaction control xattrs do not answer";
   auto wal_syncs = [&] {
     std::string stats = m.Control("dbfs.stats");
     auto p = stats.find("wal_syncs ");

@@ -786,6 +786,50 @@ TEST_F(FsckTest, RandomWorkloadLeavesAConsistentVolume) {
 
 // ---- WAL ----
 
+// A checkpoint empties and deletes old segments whose data is garbage while
+// an older, mostly live segment stays: the COMMITs of the deleted segments
+// (all applied) are gone, so the CSNs in the WAL jump across the hole. That
+// is a healthy volume: the full check must print no warning (it used to say
+// "COMMIT csn X follows csn Y (CSNs must increase by one)").
+TEST(FsckWalTest, CheckpointThatDeletesMiddleSegmentsLeavesNoWarning) {
+  testing::TempVolume vol("fsck-hole");
+  ASSERT_TRUE(vol.ok());
+  FsOptions o;
+  o.wal_segment_bytes = 1 << 20;
+  {
+    auto fs = Filesystem::Open(vol.dir(), o);
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    Caller c;
+    // Segment 1: nearly all live data, so no checkpoint relocates it.
+    auto keep = (*fs)->Create(c, kRootIno, "keep", 0644, O_RDWR);
+    ASSERT_TRUE(keep.ok());
+    const std::string live(900000, 'k');
+    ASSERT_TRUE((*fs)->Write(c, keep->attr.ino, keep->fh, 0, live.data(), live.size()).ok());
+    ASSERT_TRUE((*fs)->Release(keep->attr.ino, keep->fh).ok());
+    // Segments 2..: many small commits whose data is overwritten (garbage).
+    auto f = (*fs)->Create(c, kRootIno, "churn", 0644, O_RDWR);
+    ASSERT_TRUE(f.ok());
+    const std::string chunk(40000, 'c');
+    for (int i = 0; i < 120; ++i) {
+      ASSERT_TRUE((*fs)->Write(c, f->attr.ino, f->fh, 0, chunk.data(), chunk.size()).ok());
+    }
+    ASSERT_TRUE((*fs)->Release(f->attr.ino, f->fh).ok());
+    auto cp = (*fs)->Checkpoint();
+    ASSERT_TRUE(cp.ok()) << cp.status().ToString();
+    ASSERT_GE(cp->segments_removed, 2u) << cp->ToString();
+    ASSERT_TRUE((*fs)->Close().ok());
+  }
+  // The situation under test: segment 1 kept, a later one deleted.
+  ASSERT_TRUE(std::filesystem::exists(wal::SegmentPath(vol.dir() + "/wal", 1)));
+  ASSERT_FALSE(std::filesystem::exists(wal::SegmentPath(vol.dir() + "/wal", 2)));
+  FsckOptions fo;
+  fo.force = true;
+  FsckReport r = Fsck(vol.dir(), fo);
+  EXPECT_EQ(r.exit_code, kFsckClean) << Dump(r);
+  EXPECT_TRUE(r.warnings.empty()) << Dump(r);
+}
+
+
 TEST_F(FsckTest, MidLogCorruptionInThePendingLogIsUncorrectable) {
   {
     auto fs = Filesystem::Open(dir_, {});

@@ -1,5 +1,5 @@
 // The test harnesses are code the other tests trust: test them too.
-#include "wal/test_file_systems.h"
+#include "tests/testlib/test_file_systems.h"
 
 #include <gtest/gtest.h>
 

@@ -16,7 +16,7 @@
 #include "wal/file_system.h"
 #include "wal/reader.h"
 #include "wal/record_format.h"
-#include "wal/test_file_systems.h"
+#include "tests/testlib/test_file_systems.h"
 #include "wal/writer.h"
 
 namespace dbfs::wal::testing {

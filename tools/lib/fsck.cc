@@ -962,7 +962,20 @@ void Pass::WalChecks() {
                          ": COMMIT record does not decode (already applied): " + why);
     }
   }
+  // CSNs increase by one along the log, except across segments a checkpoint
+  // deleted: it deletes old segments nothing refers to any more, also
+  // between segments it keeps (one still holding live data), and their
+  // COMMITs were all applied to LMDB. So a jump is normal where a segment
+  // between the two COMMITs is missing and every CSN skipped is at or below
+  // LMDB's last csn; anywhere else commits are missing or out of order.
   Csn prev = 0;
+  Lsn prev_lsn = 0;
+  auto segment_missing_between = [&](Lsn a, Lsn b) {
+    for (uint32_t s = wal::LsnSegment(a) + 1; s < wal::LsnSegment(b); ++s) {
+      if (!wal.segs.count(s)) return true;
+    }
+    return false;
+  };
   for (const auto& [lsn, csn] : wal.commits) {
     if (lsn >= trusted_end_) break;
     if (lsn < applied_lsn_ && csn > last_csn_) {
@@ -970,11 +983,14 @@ void Pass::WalChecks() {
             " lies before the applied LSN, but LMDB's last csn is " + Num(last_csn_) +
             ": recovery will never replay it (its changes are lost)");
     }
-    if (prev != 0 && csn != prev + 1) {
+    const bool deleted_gap =
+        csn > prev && csn - 1 <= last_csn_ && segment_missing_between(prev_lsn, lsn);
+    if (prev != 0 && csn != prev + 1 && !deleted_gap) {
       warnings.push_back("WAL " + LsnString(lsn) + ": COMMIT csn " + Num(csn) + " follows csn " +
                          Num(prev) + " (CSNs must increase by one)");
     }
     prev = csn;
+    prev_lsn = lsn;
   }
 }
 
