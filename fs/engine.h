@@ -347,6 +347,8 @@ class Engine {
   // a new generation makes the kernel treat that inode as stale and make a
   // fresh one at the next lookup.
   Status NewGeneration(uint64_t ino);
+  // NewGeneration for every directory below `dir` (not `dir` itself).
+  Status NewGenerationBelow(uint64_t dir);
   // A path naming `k` for conflict messages: through directory parents and
   // the inodes' parent hints (and what `tx` saw).
   std::string PathOf(Transaction& t, const Transaction::ConflictKey& k, const ExplicitTx* tx);

@@ -205,6 +205,12 @@ void Engine::EndTx(const std::shared_ptr<ExplicitTx>& tx, bool sync, bool keep_r
     for (uint64_t ino : tx->removed_dirs) {
       Status st = NewGeneration(ino);
       if (!st.ok()) spdlog::warn("directory {}: new generation failed: {}", ino, st.ToString());
+      // A directory the kernel moved keeps its subdirectories' dentries
+      // under the moved alias: the kernel would have to move each back on
+      // its next lookup, which it refuses (ESTALE) while a rename holds its
+      // rename lock. New generations for them too, so it drops them instead.
+      st = NewGenerationBelow(ino);
+      if (!st.ok()) spdlog::warn("below directory {}: new generations failed: {}", ino, st.ToString());
     }
   }
   if (!keep_registered) {
@@ -423,6 +429,32 @@ Status Engine::NewGeneration(uint64_t ino) {
   ++n.generation;
   StoreInode(t, ino, n);
   return Finish(op);
+}
+
+Status Engine::NewGenerationBelow(uint64_t dir) {
+  std::vector<uint64_t> todo{dir};
+  while (!todo.empty()) {
+    const uint64_t d = todo.back();
+    todo.pop_back();
+    std::vector<uint64_t> subdirs;
+    {
+      Transaction t(store_.get());
+      DBFS_RETURN_IF_ERROR(t.ScanUntracked(Table::kDirents, InoKey(d), InoKey(d + 1),
+                                           [&](std::string_view, std::string_view v) {
+                                             uint64_t child;
+                                             uint32_t type;
+                                             if (DecodeDirent(v, &child, &type) && type == S_IFDIR) {
+                                               subdirs.push_back(child);
+                                             }
+                                             return true;
+                                           }));
+    }
+    for (uint64_t c : subdirs) {
+      DBFS_RETURN_IF_ERROR(NewGeneration(c));
+      todo.push_back(c);
+    }
+  }
+  return Status::Ok();
 }
 
 std::vector<TxInfo> Engine::ListTx() {
