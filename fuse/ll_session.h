@@ -34,7 +34,7 @@ struct SessionOptions {
   bool sync = false;       // -o sync: every change waits for its WAL sync
   // -o io_uring=auto|on|off (fuse/ll_transport.h) and io_uring_q_depth=N
   // (0: kDefaultUringQueueDepth).
-  UringMode io_uring = UringMode::kAuto;
+  UringMode io_uring = UringMode::kOff;
   unsigned io_uring_q_depth = 0;
 };
 

@@ -55,7 +55,7 @@ bool Transport::Decide(UringMode mode, const UringSupport& support, std::string*
   mode_ = mode;
   requested_ = false;
   if (mode == UringMode::kOff) {
-    spdlog::info("fuse: transport /dev/fuse (-o io_uring=off)");
+    spdlog::info("fuse: transport /dev/fuse (io_uring=off)");
     return true;
   }
   if (!support.available) {

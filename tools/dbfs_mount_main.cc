@@ -43,8 +43,8 @@ int main(int argc, char** argv) {
                  "http://127.0.0.1:PORT/metrics), elle_port=PORT, runtime_dir=DIR (Elle socket and token; "
                  "default /run/dbfs/VOLUME-HASH for root, $XDG_RUNTIME_DIR/dbfs/... otherwise), dev, nodev, suid, nosuid, exec, "
                  "noexec, io_uring=auto|on|off (FUSE over io_uring when the kernel offers it; "
-                 "auto by default, falls back to /dev/fuse and says why; on refuses to mount "
-                 "without it), io_uring_q_depth=N (requests in flight per CPU, default 64) "
+                 "off by default; auto falls back to /dev/fuse and says why; on refuses to "
+                 "mount without it), io_uring_q_depth=N (requests in flight per CPU, default 64) "
                  "(root mounts default to dev,suid like mount(8); other users get "
                  "nodev,nosuid) (other generic mount(8) options such as auto are ignored)")
       ->allow_extra_args(false);

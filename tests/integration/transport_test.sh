@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The FUSE transport (docs/ARCHITECTURE.md section 7, "Transport"):
-# -o io_uring=off serves /dev/fuse and says so; auto falls back to /dev/fuse
+# -o io_uring=off (the default) serves /dev/fuse and says so, also where the
+# module allows io_uring; auto falls back to /dev/fuse
 # when the fuse module does not allow io_uring and says why; on refuses to
 # mount then, with the reason, and mounts nothing. Where the module allows it
 # (the parameter is turned on here when root), on and auto serve through the
@@ -27,14 +28,14 @@ roundtrip() {
 # off: the classic transport, no rings.
 DBFS_MOUNT_OPTS=allow_other,io_uring=off dbfs_setup
 roundtrip off
-expect_log "fuse: transport /dev/fuse (-o io_uring=off)"
+expect_log "fuse: transport /dev/fuse (io_uring=off)"
 [ "$(ring_threads)" = 0 ] || die "io_uring=off runs fuse-ring threads"
 dbfs_unmount
 
 # auto, the module not allowing io_uring: falls back and says why.
 echo N >"$T/enable_uring"
 : >"$LOG"
-DBFS_FUSE_URING_PARAM=$T/enable_uring DBFS_MOUNT_OPTS=allow_other dbfs_mount
+DBFS_FUSE_URING_PARAM=$T/enable_uring DBFS_MOUNT_OPTS=allow_other,io_uring=auto dbfs_mount
 roundtrip auto-fallback
 expect_log "fuse: transport /dev/fuse (io_uring=auto fell back: the fuse module's enable_uring parameter is N"
 [ "$(ring_threads)" = 0 ] || die "the fallback runs fuse-ring threads"
@@ -63,6 +64,13 @@ if [ ! -e "$param" ] || [ "$(cat "$param")" != Y ]; then
   dbfs_pass
   exit 0
 fi
+# The default is off even where the module allows io_uring.
+: >"$LOG"
+DBFS_MOUNT_OPTS=allow_other dbfs_mount
+roundtrip default
+expect_log "fuse: transport /dev/fuse (io_uring=off)"
+[ "$(ring_threads)" = 0 ] || die "the default runs fuse-ring threads"
+dbfs_unmount
 for mode in on auto; do
   : >"$LOG"
   DBFS_MOUNT_OPTS=allow_other,io_uring=$mode dbfs_mount

@@ -48,8 +48,10 @@ struct MountOptions {
   int elle_port = 0;         // -o elle_port=: Elle protocol on 127.0.0.1:PORT (elle/server.h)
   bool elle_weaken = false;  // -o elle_weaken: test-only broken isolation (negative control)
   // -o io_uring=auto|on|off: the FUSE transport (fuse/ll_transport.h);
+  // off by default until a ring thread's busy loop that left a request
+  // unanswered (seen once under three cluster mounts) is understood.
   // -o io_uring_q_depth=N: requests in flight per CPU ring.
-  fuse::UringMode io_uring = fuse::UringMode::kAuto;
+  fuse::UringMode io_uring = fuse::UringMode::kOff;
   unsigned io_uring_q_depth = 0;
 };
 
