@@ -175,9 +175,14 @@ elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv
 div() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.3f}')" "$1" "$2"; }
 
 # record WORKLOAD TARGET REP VALUE UNIT BETTER(higher|lower)
+# Progress (each measurement as it is taken) only on a terminal: in a pipe
+# or a log the run stays quiet until the table (the CSV keeps every value).
+PROGRESS=0
+[ -t 2 ] && PROGRESS=1
 record() {
   echo "$1,$2,$3,$4,$5,$6" >>"$RAW"
-  printf '  %-22s %-12s rep %-2s %14s %s\n' "$1" "$2" "$3" "$4" "$5" >&2
+  [ "$PROGRESS" = 1 ] && printf '  %-22s %-12s rep %-2s %14s %s\n' "$1" "$2" "$3" "$4" "$5" >&2
+  return 0
 }
 
 drop_caches() { sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
