@@ -766,6 +766,55 @@ TEST(PowerLossRegression, AbortedRenameLeavesNoStaleEntries) {
       << "renaming a directory whose rename was aborted: " << strerror(errno);
 }
 
+// A directory moved inside a transaction that aborted (the workload's
+// op #1533, RENAME d12/d17 -> d6/d113) left the kernel's dentries of the
+// directories below it under the moved alias; a later rename out of one of
+// them (#1557, RENAME d12/d17/d91 -> d84/d115) got ESTALE: moving the alias
+// back needs the rename lock, which that rename held. Found by the power-loss
+// workload of seed 581642081 on a plain mount (no cut needed): the workload
+// stops at its first failed operation, so it must get well past #1557.
+TEST(PowerLossRegression, DirectoryMovedInAnAbortedTransactionStaysRenamable) {
+  ASSERT_EQ(MissingTools(), "") << "DBFS tools not built";
+  PlainMount m;
+  std::string err;
+  ASSERT_TRUE(m.Start(&err)) << err;
+  ASSERT_TRUE(m.HasTransactions()) << "the transaction control xattrs do not answer";
+  const std::string journal = m.path("../journal");
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    RunWorkload(m.path("w"), journal, 7593107232870539683ULL);
+  }
+  // Until the journal records operation 1700, or the workload stops (bounded).
+  auto past = [&] {
+    int fd = open(journal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    std::string all;
+    char buf[65536];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) all.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return all.find("\nB 1700 ") != std::string::npos;
+  };
+  int status = 0;
+  bool exited = false;
+  for (int i = 0; i < 1200 && !past(); ++i) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    usleep(50 * 1000);
+  }
+  const bool reached = past();
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  EXPECT_TRUE(reached) << "the workload stopped before operation 1700 ("
+                       << (exited ? "it exited: an operation failed" : "60 s passed")
+                       << "); its journal: " << journal;
+}
+
 // A directory removed inside a transaction that aborted is back, but the
 // kernel had marked its inode dead (rmdir, or a rename over it): creating
 // anything inside failed with ENOENT until the inode left the kernel's cache.
