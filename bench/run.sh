@@ -15,7 +15,7 @@
 #   --smoke   tiny sizes, 1 repetition (CI: checks that the suite works)
 #   --disk    backing directory on disk (/var/tmp) instead of tmpfs
 #   --io-uring M  DBFS's FUSE transport: dbfs-mount -o io_uring=M (default
-#             auto); `on` turns the fuse module's enable_uring on first. The
+#             off, as the daemon's); `on` turns the fuse module's enable_uring on first. The
 #             header says which transport served (the daemon's log).
 #   --bin D   directory holding mkfs.dbfs, dbfs-mount, dbfs (default: build/bin,
 #             else build-bench/bin of this repository)
@@ -29,7 +29,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-MODE=full DISK=0 BIN="" REPS_OVERRIDE="" OUT="$REPO/bench/results" ONLY="" URING=auto
+MODE=full DISK=0 BIN="" REPS_OVERRIDE="" OUT="$REPO/bench/results" ONLY="" URING=off
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
